@@ -1,0 +1,102 @@
+"""Shared fixtures: the real llama-server binary and the real SmolLM2 model.
+
+Both come from :mod:`tui.core.provision` (cached in ~/.cache/llmdeck; the first run builds
+llama-server, about 10 minutes on 2 cores). ``llama_server`` starts a bare llama-server
+process on a free loopback port for tests that do not go through the supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    from tui.core import provision
+
+    return provision.build_llama_server()
+
+
+@pytest.fixture(scope="session")
+def smollm_gguf() -> Path:
+    from tui.core import provision
+
+    return provision.demo_model()
+
+
+@pytest.fixture(scope="session")
+def templates_dir() -> Path:
+    from tui.core import provision
+
+    return provision.templates_dir()
+
+
+def wait_http_ok(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+class RunningServer:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path):
+        self.proc, self.port, self.log = proc, port, log
+        self.base = f"http://127.0.0.1:{port}"
+        self.base_url = self.base + "/v1"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def llama_server(llama_server_bin, smollm_gguf, tmp_path):
+    """Factory: ``llama_server(*extra_args)`` → a ready RunningServer, killed at teardown."""
+    started: list[RunningServer] = []
+
+    def start(*extra: str, ctx: int = 2048) -> RunningServer:
+        port = free_port()
+        log = tmp_path / f"llama-{port}.log"
+        argv = [str(llama_server_bin), "-m", str(smollm_gguf), "--host", "127.0.0.1", "--port", str(port),
+                "-c", str(ctx), "--threads", "2", "--metrics", "--alias", "smollm2", *extra]
+        fh = open(log, "wb")
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        srv = RunningServer(proc, port, log)
+        started.append(srv)
+        try:
+            wait_http_ok(srv.base + "/health", 60, proc)
+        except Exception:
+            raise RuntimeError(f"llama-server failed to start: {log.read_text()[-2000:]}")
+        return srv
+
+    yield start
+    for s in started:
+        s.stop()

@@ -1,0 +1,84 @@
+"""``llmdeck`` entry point: global options, then one sub-command.
+
+Each command group lives in its own module with ``register(subparsers)``; the module's
+handlers take the parsed ``args`` and return an exit code (0 ok, 1 the operation failed,
+2 usage or registry error). Handlers import heavy libraries lazily so that quick commands
+(``status``, ``list``) start fast. ``llmdeck`` with no command opens the TUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from tui import __version__
+from tui.cli.output import EXIT_FAIL, EXIT_USAGE, error
+
+#: command modules, in help order; each defines register(subparsers)
+COMMAND_MODULES = [
+    "tui.cli.cmd_models",
+    "tui.cli.cmd_servers",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.print_usage(sys.stderr)
+        error(message)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="llmdeck", description="Control panel and CLI for local LLM servers. "
+                "Without a command, opens the TUI.")
+    p.add_argument("--version", action="version", version=f"llmdeck {__version__}")
+    p.add_argument("--registry", metavar="PATH",
+                   help="models.json to use (env LLMDECK_REGISTRY; default ./models.json); "
+                        "run/ and logs/ live beside it")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return p
+
+
+def registry_path(args: argparse.Namespace) -> str:
+    return args.registry or os.environ.get("LLMDECK_REGISTRY") or "models.json"
+
+
+def load_registry(args: argparse.Namespace):
+    """Load the registry or print every problem and return None (the caller exits 2)."""
+    from tui.core import registry
+
+    try:
+        return registry.load(registry_path(args))
+    except registry.RegistryError as exc:
+        for line in str(exc).splitlines():
+            error(line)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        from tui.cli import cmd_tui  # imports textual only here
+
+        return cmd_tui.run(args)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("LLMDECK_DEBUG"):
+            raise
+        error(f"{type(exc).__name__}: {exc} (set LLMDECK_DEBUG=1 for the traceback)")
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Small output helpers shared by CLI commands.
+
+stdout carries results; diagnostics go to stderr as one line ``llmdeck: error: …``.
+Rich is imported lazily and only when stdout is a terminal (keeps ``status`` fast).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def error(msg: str) -> None:
+    for line in str(msg).splitlines() or [""]:
+        print(f"llmdeck: error: {line}", file=sys.stderr, flush=True)
+
+
+def warn(msg: str) -> None:
+    print(f"llmdeck: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def info(msg: str) -> None:
+    print(f"llmdeck: {msg}", file=sys.stderr, flush=True)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def table(headers: list[str], rows: list[list[Any]], styles: dict[int, Any] | None = None) -> None:
+    """Print a table: rich on a terminal, aligned plain text otherwise."""
+    srows = [["" if c is None else str(c) for c in r] for r in rows]
+    if is_tty():
+        from rich.console import Console  # the UI library, only for terminal output
+        from rich.table import Table
+
+        t = Table(show_edge=False, header_style="bold", pad_edge=False, box=None)
+        for h in headers:
+            t.add_column(h)
+        for i, r in enumerate(srows):
+            style = styles.get(i) if styles else None
+            t.add_row(*r, style=style)
+        Console().print(t)
+        return
+    widths = [max(len(h), *(len(r[i]) for r in srows)) if srows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in srows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

@@ -1,0 +1,61 @@
+"""``engine: "external"``: a server llmdeck does not start (chat, health and metrics only).
+
+The entry gives ``base_url``, the OpenAI base URL such as ``http://127.0.0.1:8000/v1``.
+Health is ``<origin>/health``; metrics ``<origin>/metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from tui.core import engines
+from tui.core.engines.base import Engine, LaunchError, LaunchSpec
+
+if TYPE_CHECKING:
+    from tui.core.registry import Model, Registry
+
+
+class External(Engine):
+    name = "external"
+    params = {}
+    needs_port = False
+
+    def validate(self, name, entry):
+        problems = []
+        url = entry.get("base_url")
+        if not isinstance(url, str):
+            problems.append(f"models.{name}.base_url: engine 'external' needs base_url, "
+                            "e.g. \"http://127.0.0.1:8000/v1\"")
+        else:
+            u = urlsplit(url)
+            if u.scheme not in ("http", "https") or not u.netloc:
+                problems.append(f"models.{name}.base_url: '{url}' is not an http(s) URL")
+        for k in ("params", "quants", "model_path"):
+            if k in entry and k != "params":
+                problems.append(f"models.{name}.{k}: not used by engine 'external' (llmdeck does not start it)")
+        return problems
+
+    def launch(self, registry: "Registry", model: "Model", **_: object) -> LaunchSpec:
+        if not model.base_url:
+            raise LaunchError(f"model '{model.name}' has no base_url")
+        u = urlsplit(model.base_url)
+        origin = f"{u.scheme}://{u.netloc}"
+        return LaunchSpec(model=model.name, engine=self.name, argv=[], host=u.hostname or "",
+                          port=u.port, base_url=model.base_url.rstrip("/"),
+                          health_url=origin + "/health", metrics_url=origin + "/metrics",
+                          started_by_llmdeck=False)
+
+
+def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
+    """Where a model is reached, without the preflight of a launch (for chat/health/metrics)."""
+    if model.engine == "external":
+        return External().launch(registry, model)
+    port = model.default_port
+    chost = "127.0.0.1" if model.host in ("0.0.0.0", "::", "") else model.host
+    base = f"http://{chost}:{port}"
+    return LaunchSpec(model=model.name, engine=model.engine, argv=[], host=model.host, port=port,
+                      base_url=base + "/v1", health_url=base + "/health", metrics_url=base + "/metrics")
+
+
+engines.register(External())

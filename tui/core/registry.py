@@ -1,0 +1,525 @@
+"""The model registry: ``models.json``.
+
+Shape::
+
+    {"settings": {...}, "models": {"<name>": {...}, ...}}
+
+A model name matches ``[a-z0-9][a-z0-9._-]*`` because it names files in ``run/`` and
+``logs/``. ``run/`` and ``logs/`` live beside models.json.
+
+Loading validates the whole file and collects *every* problem as a one-line message
+(``RegistryError.problems``): JSON syntax with line:column, unknown keys with a did-you-mean,
+wrong types, unknown quants, two models on one port. Writes go through :func:`edit`, which
+takes an exclusive lock on ``models.json.lock``, re-reads the file, applies the change to the
+raw JSON (so key order and unknown-to-us formatting choices survive), validates, and replaces
+the file atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+DEFAULT_REGISTRY = "models.json"
+
+# --- the schema -------------------------------------------------------------------------
+
+#: settings key -> (type(s), default, description)
+SETTINGS_SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "models_dir": ((str,), "models", "where downloaded models live (relative to models.json)"),
+    "llama_server": ((str, type(None)), None, "path of the llama-server binary"),
+    "cpp_dir": ((str, type(None)), None, "a llama.cpp checkout/build; bin/llama-server is looked for in it"),
+    "stop_grace_s": ((int, float), 30, "seconds between SIGTERM and SIGKILL on stop"),
+    "log_runs_kept": ((int,), 5, "how many older runs' logs to keep (<model>.log.1 …)"),
+    "health_poll_s": ((int, float), 0.05, "how often start --wait polls /health"),
+    "start_timeout_s": ((int, float), 1800, "how long start --wait waits for ready"),
+}
+
+#: model key -> (type(s), description). Engine-specific keys are checked by the engine.
+MODEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
+    "description": ((str,), "free text"),
+    "engine": ((str,), "llama-server (default), vllm, sglang, lightllm or external"),
+    "repo_id": ((str,), "Hugging Face repo id, e.g. unsloth/GLM-5-GGUF"),
+    "quants": ((dict,), "quant name -> {pattern, size_gb}"),
+    "default_quant": ((str,), "the quant used when none is given"),
+    "alias": ((str,), "the name the server reports (llama-server --alias)"),
+    "default_port": ((int,), "the port the server listens on"),
+    "host": ((str,), "address to bind (default 127.0.0.1)"),
+    "params": ((dict,), "engine parameters (see the engine's table)"),
+    "model_path": ((str,), "a local model file or folder, used instead of a download"),
+    "base_url": ((str,), "engine external: the server's OpenAI base URL"),
+    "api_key_env": ((str,), "name of the environment variable holding the API key"),
+    "env": ((dict,), "extra environment for the server, e.g. CUDA_VISIBLE_DEVICES"),
+    "extra_args": ((list,), "extra arguments appended to the server's argv"),
+    "restart": ((str,), "'no' (default) or 'on-failure'"),
+    "reasoning_parser": ((str,), "raw reasoning format: glm45, qwen3, deepseek_r1"),
+    "tool_call_parser": ((str,), "raw tool-call format: glm45, glm47, hermes, qwen3_coder"),
+    "chat_template_file": ((str,), "a Jinja chat template file (relative to models.json)"),
+    "load_timeout_s": ((int, float), "how long a load may take before start --wait gives up"),
+}
+
+QUANT_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
+    "pattern": ((str,), "glob of the quant's files in the repo, e.g. UD-IQ2_XXS/*.gguf"),
+    "size_gb": ((int, float, type(None)), "download size in GB (null when unknown)"),
+    "files": ((list,), "explicit file list (instead of pattern)"),
+}
+
+RESTART_POLICIES = ("no", "on-failure")
+REASONING_PARSERS = ("glm45", "qwen3", "deepseek_r1")
+TOOL_CALL_PARSERS = ("glm45", "glm47", "hermes", "qwen3_coder")
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", dict: "an object",
+             list: "a list", bool: "true/false", type(None): "null"}
+    parts = [names.get(t, t.__name__) for t in types if not (t is int and float in types)]
+    return " or ".join(dict.fromkeys(parts))
+
+
+def _is_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def did_you_mean(word: str, choices: Iterator[str] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --- errors ------------------------------------------------------------------------------
+
+class RegistryError(Exception):
+    """models.json is unreadable or invalid. ``problems`` holds one line per problem."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+class UnknownModel(KeyError):
+    def __init__(self, registry: "Registry", name: str):
+        self.name = name
+        hint = did_you_mean(name, registry.models)
+        known = ", ".join(registry.models) or "none"
+        super().__init__(f"no model '{name}' in {registry.path}{hint}; registered: {known}")
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+# --- data --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Quant:
+    name: str
+    pattern: str | None = None
+    size_gb: float | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: str = "models"
+    llama_server: str | None = None
+    cpp_dir: str | None = None
+    stop_grace_s: float = 30
+    log_runs_kept: int = 5
+    health_poll_s: float = 0.05
+    start_timeout_s: float = 1800
+
+
+@dataclass(frozen=True)
+class Model:
+    """One registry entry, validated. ``raw`` keeps the entry exactly as written."""
+
+    name: str
+    engine: str = "llama-server"
+    description: str = ""
+    repo_id: str | None = None
+    quants: dict[str, Quant] = field(default_factory=dict)
+    default_quant: str | None = None
+    alias: str | None = None
+    default_port: int | None = None
+    host: str = "127.0.0.1"
+    params: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+    restart: str = "no"
+    reasoning_parser: str | None = None
+    tool_call_parser: str | None = None
+    chat_template_file: str | None = None
+    load_timeout_s: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def served_name(self) -> str:
+        """The name the server answers to (``model`` in requests)."""
+        return self.alias or self.name
+
+    def api_key(self, environ: dict[str, str] | None = None) -> str | None:
+        if not self.api_key_env:
+            return None
+        return (environ if environ is not None else os.environ).get(self.api_key_env) or None
+
+    def quant(self, name: str | None = None) -> Quant | None:
+        q = name or self.default_quant
+        if q is None:
+            return None
+        return self.quants.get(q)
+
+
+@dataclass
+class Registry:
+    path: Path
+    settings: Settings
+    models: dict[str, Model]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        p = Path(self.settings.models_dir).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def resolve(self, p: str) -> Path:
+        """A path from models.json: absolute, or relative to models.json's folder."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else self.root / q
+
+    def get(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UnknownModel(self, name) from None
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+
+# --- validation ----------------------------------------------------------------------------
+
+def _json_error(path: Path, exc: json.JSONDecodeError) -> str:
+    return f"line {exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+
+
+def _check_keys(where: str, obj: dict, schema: dict, problems: list[str]) -> None:
+    for key, value in obj.items():
+        if key not in schema:
+            problems.append(f"{where}: unknown key '{key}'{did_you_mean(key, schema)}")
+            continue
+        types = schema[key][0]
+        if not _is_type(value, types):
+            problems.append(f"{where}.{key}: must be {_type_name(types)}, not {json.dumps(value)}")
+
+
+def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str]]:
+    """Validate parsed JSON. Returns settings, models and the list of problems (maybe empty)."""
+    from tui.core import engines  # engines import registry types; import late
+
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        return Settings(), {}, ["the top level must be an object with 'settings' and 'models'"]
+    for key in raw:
+        if key not in ("settings", "models", "$schema", "_comment"):
+            problems.append(f"unknown top-level key '{key}'{did_you_mean(key, ['settings', 'models'])}")
+
+    s_raw = raw.get("settings", {})
+    settings = Settings()
+    if not isinstance(s_raw, dict):
+        problems.append("settings: must be an object")
+    else:
+        for key, value in s_raw.items():
+            if key.startswith("_"):
+                continue
+            if key not in SETTINGS_SCHEMA:
+                problems.append(f"settings: unknown key '{key}'{did_you_mean(key, SETTINGS_SCHEMA)}")
+            elif not _is_type(value, SETTINGS_SCHEMA[key][0]):
+                problems.append(f"settings.{key}: must be {_type_name(SETTINGS_SCHEMA[key][0])}, "
+                                f"not {json.dumps(value)}")
+        good = {k: v for k, v in s_raw.items()
+                if k in SETTINGS_SCHEMA and _is_type(v, SETTINGS_SCHEMA[k][0])}
+        settings = Settings(**good)
+        if settings.stop_grace_s < 0:
+            problems.append("settings.stop_grace_s: must be 0 or more")
+        if settings.log_runs_kept < 0:
+            problems.append("settings.log_runs_kept: must be 0 or more")
+
+    m_raw = raw.get("models", {})
+    models: dict[str, Model] = {}
+    if not isinstance(m_raw, dict):
+        problems.append("models: must be an object mapping model names to entries")
+        return settings, models, problems
+
+    ports: dict[tuple[str, int], str] = {}
+    for name, entry in m_raw.items():
+        where = f"models.{name}"
+        if not NAME_RE.match(name):
+            problems.append(f"{where}: invalid model name '{name}': use lower-case letters, digits, "
+                            "'.', '_' and '-', starting with a letter or digit")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be an object")
+            continue
+        n_before = len(problems)
+        entry_clean = {k: v for k, v in entry.items() if not k.startswith("_")}
+        engine_name = entry_clean.get("engine", "llama-server")
+        engine = engines.get_engine(engine_name) if isinstance(engine_name, str) else None
+        schema = dict(MODEL_SCHEMA)
+        if engine is not None:
+            schema.update(engine.extra_keys())
+        else:
+            problems.append(f"{where}.engine: unknown engine '{engine_name}'"
+                            f"{did_you_mean(str(engine_name), engines.ENGINE_NAMES)}; "
+                            f"known: {', '.join(engines.ENGINE_NAMES)}")
+        _check_keys(where, entry_clean, schema, problems)
+
+        quants: dict[str, Quant] = {}
+        q_raw = entry_clean.get("quants", {})
+        if isinstance(q_raw, dict):
+            for qname, q in q_raw.items():
+                if not isinstance(q, dict):
+                    problems.append(f"{where}.quants.{qname}: must be an object with 'pattern' and 'size_gb'")
+                    continue
+                _check_keys(f"{where}.quants.{qname}", q, QUANT_SCHEMA, problems)
+                files = q.get("files", [])
+                if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+                    files = []
+                size = q.get("size_gb")
+                quants[qname] = Quant(
+                    name=qname,
+                    pattern=q.get("pattern") if isinstance(q.get("pattern"), str) else None,
+                    size_gb=float(size) if _is_type(size, (int, float)) else None,
+                    files=tuple(files),
+                )
+        dq = entry_clean.get("default_quant")
+        if isinstance(dq, str) and dq not in quants:
+            problems.append(f"{where}.default_quant: unknown quant '{dq}'{did_you_mean(dq, quants)}; "
+                            f"known: {', '.join(quants) or 'none'}")
+
+        port = entry_clean.get("default_port")
+        if _is_type(port, (int,)) and not (1 <= port <= 65535):
+            problems.append(f"{where}.default_port: {port} is not a port (1-65535)")
+        restart = entry_clean.get("restart", "no")
+        if isinstance(restart, str) and restart not in RESTART_POLICIES:
+            problems.append(f"{where}.restart: must be one of {', '.join(RESTART_POLICIES)}, not '{restart}'")
+        rp = entry_clean.get("reasoning_parser")
+        if isinstance(rp, str) and rp not in REASONING_PARSERS:
+            problems.append(f"{where}.reasoning_parser: unknown '{rp}'{did_you_mean(rp, REASONING_PARSERS)}; "
+                            f"known: {', '.join(REASONING_PARSERS)}")
+        tp = entry_clean.get("tool_call_parser")
+        if isinstance(tp, str) and tp not in TOOL_CALL_PARSERS:
+            problems.append(f"{where}.tool_call_parser: unknown '{tp}'{did_you_mean(tp, TOOL_CALL_PARSERS)}; "
+                            f"known: {', '.join(TOOL_CALL_PARSERS)}")
+        env = entry_clean.get("env", {})
+        if isinstance(env, dict):
+            for k, v in env.items():
+                if not isinstance(v, str):
+                    problems.append(f"{where}.env.{k}: must be a string, not {json.dumps(v)}")
+        xa = entry_clean.get("extra_args", [])
+        if isinstance(xa, list) and not all(isinstance(a, str) for a in xa):
+            problems.append(f"{where}.extra_args: must be a list of strings")
+
+        if engine is not None:
+            problems.extend(engine.validate(name, entry_clean))
+
+        if len(problems) > n_before:
+            continue
+        model = Model(
+            name=name,
+            engine=engine_name,
+            description=entry_clean.get("description", ""),
+            repo_id=entry_clean.get("repo_id"),
+            quants=quants,
+            default_quant=dq,
+            alias=entry_clean.get("alias"),
+            default_port=port,
+            host=entry_clean.get("host", "127.0.0.1"),
+            params=dict(entry_clean.get("params", {})),
+            model_path=entry_clean.get("model_path"),
+            base_url=entry_clean.get("base_url"),
+            api_key_env=entry_clean.get("api_key_env"),
+            env=dict(env) if isinstance(env, dict) else {},
+            extra_args=tuple(xa),
+            restart=restart,
+            reasoning_parser=rp,
+            tool_call_parser=tp,
+            chat_template_file=entry_clean.get("chat_template_file"),
+            load_timeout_s=entry_clean.get("load_timeout_s"),
+            raw=entry,
+        )
+        if port is not None and engine_name != "external":
+            key = (model.host, port)
+            if key in ports:
+                problems.append(f"{where}.default_port: port {port} is also used by model '{ports[key]}'; "
+                                "give each model its own port")
+            else:
+                ports[key] = name
+        models[name] = model
+    return settings, models, problems
+
+
+# --- loading and saving ------------------------------------------------------------------
+
+def default_path() -> Path:
+    return Path(os.environ.get("LLMDECK_REGISTRY") or DEFAULT_REGISTRY)
+
+
+def _read_raw(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError(path, ["file not found: create it (see README 'models.json reference') "
+                                   "or pass --registry PATH"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(path, [f"cannot read: {exc}"]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(path, [_json_error(path, exc)]) from None
+
+
+def load(path: str | os.PathLike | None = None) -> Registry:
+    """Load and validate models.json. Raises :class:`RegistryError` listing every problem."""
+    p = Path(path) if path is not None else default_path()
+    p = p.expanduser().absolute()
+    raw = _read_raw(p)
+    settings, models, problems = validate(raw, p)
+    if problems:
+        raise RegistryError(p, problems)
+    return Registry(path=p, settings=settings, models=models, raw=raw)
+
+
+def check(path: str | os.PathLike | None = None) -> list[str]:
+    """Every problem of models.json as one line each (empty when valid)."""
+    try:
+        load(path)
+    except RegistryError as exc:
+        return [f"{exc.path}: {p}" for p in exc.problems]
+    return []
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write."""
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps(raw: Any) -> str:
+    return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+
+
+def edit(path: str | os.PathLike, change: Callable[[dict], None]) -> Registry:
+    """Apply ``change`` to the raw JSON under the file lock; validate; write atomically.
+
+    The file is left untouched if ``change`` raises or the result does not validate.
+    """
+    p = Path(path).expanduser().absolute()
+    with file_lock(p):
+        raw = _read_raw(p) if p.exists() else {"settings": {}, "models": {}}
+        new = copy.deepcopy(raw)
+        change(new)
+        settings, models, problems = validate(new, p)
+        if problems:
+            raise RegistryError(p, problems)
+        atomic_write_text(p, dumps(new))
+    return Registry(path=p, settings=settings, models=models, raw=new)
+
+
+def add_model(path: str | os.PathLike, name: str, entry: dict[str, Any], *, replace: bool = False) -> Registry:
+    if not NAME_RE.match(name):
+        raise RegistryError(Path(path), [f"invalid model name '{name}': use lower-case letters, digits, "
+                                         "'.', '_' and '-', starting with a letter or digit"])
+
+    def change(raw: dict) -> None:
+        models = raw.setdefault("models", {})
+        if name in models and not replace:
+            raise RegistryError(Path(path), [f"model '{name}' already exists (use edit, or remove it first)"])
+        models[name] = entry
+
+    return edit(path, change)
+
+
+def update_model(path: str | os.PathLike, name: str, updates: dict[str, Any]) -> Registry:
+    """Set keys of an existing entry (a value of ``None`` removes the key); order is kept."""
+
+    def change(raw: dict) -> None:
+        models = raw.get("models", {})
+        if name not in models:
+            raise RegistryError(Path(path), [f"no model '{name}'{did_you_mean(name, models)}"])
+        for k, v in updates.items():
+            if v is None:
+                models[name].pop(k, None)
+            else:
+                models[name][k] = v
+
+    return edit(path, change)
+
+
+def remove_model(path: str | os.PathLike, name: str) -> Registry:
+    def change(raw: dict) -> None:
+        models = raw.get("models", {})
+        if name not in models:
+            raise RegistryError(Path(path), [f"no model '{name}'{did_you_mean(name, models)}"])
+        del models[name]
+
+    return edit(path, change)
