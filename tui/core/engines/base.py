@@ -31,6 +31,7 @@ class LaunchSpec:
     files: list[Path] = field(default_factory=list)  # model files the server reads
     secret_files: dict[Path, str] = field(default_factory=dict)  # written 0600 before start
     started_by_llmdeck: bool = True
+    warnings: list[str] = field(default_factory=list)  # dry-run: what would stop a real start
 
     def shell_line(self) -> str:
         """The command as one copy-pasteable line (env first), for --dry-run."""

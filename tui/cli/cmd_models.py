@@ -1,0 +1,173 @@
+"""Registry verbs: list, check, add, edit, remove; and setup (llama-server + demo model)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tui.cli.main import load_registry, registry_path
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, info, print_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="registered models and, per quant, what is on disk")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("check", help="validate models.json (exit 2 on errors)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("add", help="add a model entry (JSON object) to models.json")
+    p.add_argument("model")
+    p.add_argument("entry", help='the entry as JSON, e.g. \'{"model_path": "x.gguf", "default_port": 8003}\'')
+    p.add_argument("--replace", action="store_true", help="replace an existing entry")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("edit", help="set keys of a model entry: KEY=JSON … (KEY= removes)")
+    p.add_argument("model")
+    p.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("remove", help="remove a model entry (its files are left alone)")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("setup", help="get llama-server (build once, cached) and the SmolLM2 demo model")
+    p.set_defaults(func=cmd_setup)
+
+
+def _quant_rows(reg, m):
+    from tui.core.modelfiles import local_files
+
+    if m.engine == "external":
+        return [("-", "external", None, None)]
+    if m.model_path:
+        lf = local_files(reg, m)
+        return [("(model_path)", lf.status, lf.bytes or None, None)]
+    rows = []
+    for q in m.quants.values():
+        lf = local_files(reg, m, q.name)
+        total = q.size_gb * 1e9 if q.size_gb is not None else None
+        rows.append((q.name + (" *" if q.name == m.default_quant else ""), lf.status,
+                     (lf.bytes + lf.partial_bytes) or None, total))
+    return rows or [("-", "no quants", None, None)]
+
+
+def cmd_list(args) -> int:
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    if args.json:
+        out = []
+        for m in reg.models.values():
+            out.append({"name": m.name, "engine": m.engine, "repo_id": m.repo_id, "alias": m.served_name,
+                        "port": m.default_port, "default_quant": m.default_quant,
+                        "quants": [{"quant": q.strip(" *"), "status": s, "bytes_on_disk": b,
+                                    "size_bytes": t} for q, s, b, t in _quant_rows(reg, m)]})
+        print_json(out)
+        return EXIT_OK
+    rows = []
+    for m in reg.models.values():
+        for i, (q, s, b, t) in enumerate(_quant_rows(reg, m)):
+            disk = ""
+            if s == "partial" and b:
+                disk = f"{human_bytes(b)}" + (f" of {human_bytes(t)}" if t else "")
+            elif b:
+                disk = human_bytes(b)
+            rows.append([m.name if i == 0 else "", m.engine if i == 0 else "",
+                         (m.default_port or "") if i == 0 else "", q, s, disk,
+                         human_bytes(t) if t else ("unknown" if m.engine != "external" else "")])
+    table(["MODEL", "ENGINE", "PORT", "QUANT", "ON DISK", "HAVE", "SIZE"], rows)
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from tui.core import registry
+
+    problems = registry.check(registry_path(args))
+    if problems:
+        for p in problems:
+            error(p)
+        return EXIT_USAGE
+    reg = registry.load(registry_path(args))
+    print(f"{reg.path}: ok ({len(reg.models)} models)")
+    return EXIT_OK
+
+
+def _registry_call(fn, *a) -> int:
+    from tui.core import registry
+
+    try:
+        fn(*a)
+    except registry.RegistryError as exc:
+        for line in str(exc).splitlines():
+            error(line)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_add(args) -> int:
+    from tui.core import registry
+
+    try:
+        entry = json.loads(args.entry)
+    except json.JSONDecodeError as exc:
+        error(f"entry for '{args.model}': invalid JSON at column {exc.colno}: {exc.msg}")
+        return EXIT_USAGE
+    if not isinstance(entry, dict):
+        error(f"entry for '{args.model}' must be a JSON object")
+        return EXIT_USAGE
+    rc = _registry_call(registry.add_model, registry_path(args), args.model, entry, )
+    if rc == EXIT_OK:
+        info(f"added '{args.model}' to {registry_path(args)}")
+    return rc
+
+
+def cmd_edit(args) -> int:
+    from tui.core import registry
+
+    updates = {}
+    for a in args.assignments:
+        key, sep, val = a.partition("=")
+        if not sep or not key:
+            error(f"'{a}': expected KEY=VALUE (VALUE is JSON, or a plain string)")
+            return EXIT_USAGE
+        if val == "":
+            updates[key] = None
+            continue
+        try:
+            updates[key] = json.loads(val)
+        except json.JSONDecodeError:
+            updates[key] = val
+    rc = _registry_call(registry.update_model, registry_path(args), args.model, updates)
+    if rc == EXIT_OK:
+        info(f"updated '{args.model}' in {registry_path(args)}")
+    return rc
+
+
+def cmd_remove(args) -> int:
+    from tui.core import registry, supervisor
+
+    reg = load_registry(args)
+    if reg is not None and args.model in reg.models:
+        st = supervisor.state_of(reg, args.model, probe=False)
+        if st.pid:
+            error(f"'{args.model}' is running (pid {st.pid}): stop it first ('llmdeck stop {args.model}')")
+            return EXIT_FAIL
+    rc = _registry_call(registry.remove_model, registry_path(args), args.model)
+    if rc == EXIT_OK:
+        info(f"removed '{args.model}' from {registry_path(args)} (files left in place)")
+    return rc
+
+
+def cmd_setup(args) -> int:
+    from tui.core import provision
+
+    try:
+        print(f"llama-server: {provision.build_llama_server()}")
+        print(f"demo model:   {provision.demo_model()}")
+        print(f"templates:    {provision.templates_dir()}")
+    except provision.ProvisionError as exc:
+        error(str(exc))
+        return EXIT_FAIL
+    return EXIT_OK

@@ -1,0 +1,342 @@
+"""Server verbs: start, stop, restart, status, logs, health, metrics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tui.cli.main import load_registry
+from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, info, warn,
+                            is_tty, print_json, table)
+
+STATE_STYLE = {"ready": "green", "loading": "yellow", "starting": "yellow", "unhealthy": "red",
+               "crashed": "bold red", "stopping": "magenta", "stopped": "dim"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("start", help="start a model's server")
+    p.add_argument("model")
+    p.add_argument("--quant", help="quant to load (default: the model's default_quant)")
+    p.add_argument("--port", type=int, help="port (default: the model's default_port)")
+    p.add_argument("--wait", action="store_true", help="wait until ready (or crashed), showing the stage")
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    p.add_argument("--dry-run", action="store_true", help="print the exact command and exit")
+    p.add_argument("--cpp-dir", help="a llama.cpp checkout/build to take llama-server from")
+    p.add_argument("--llama-server", dest="binary", help="path of the llama-server binary")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop a model's server (SIGTERM, SIGKILL after the grace period)")
+    p.add_argument("model", nargs="?")
+    p.add_argument("--all", action="store_true", help="stop every running server")
+    p.add_argument("--grace", type=float, help="seconds before SIGKILL (default settings.stop_grace_s)")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("restart", help="stop then start a model's server")
+    p.add_argument("model")
+    p.add_argument("--quant")
+    p.add_argument("--port", type=int)
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--grace", type=float)
+    p.set_defaults(func=cmd_restart)
+
+    p = sub.add_parser("status", help="state of every model's server")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("logs", help="print (or follow) a model's server log")
+    p.add_argument("model")
+    p.add_argument("-n", type=int, default=50, help="lines to print (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="follow like tail -F")
+    p.add_argument("--run", type=int, default=0, help="older run: 1 = the previous one")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("health", help="probe /health of one or every model")
+    p.add_argument("model", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("metrics", help="a running server's /metrics as a table")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_metrics)
+
+
+def _fail(exc: Exception) -> int:
+    error(str(exc))
+    return EXIT_FAIL
+
+
+def _describe(st) -> str:
+    if st.state == "crashed":
+        return f"{st.name}: crashed ({(st.exit or {}).get('reason') or st.last_error})"
+    extra = f" (pid {st.pid}, port {st.port})" if st.pid else ""
+    return f"{st.name}: {st.state}{extra}"
+
+
+def cmd_start(args) -> int:
+    from tui.core import supervisor
+    from tui.core.engines.base import LaunchError
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    try:
+        if args.dry_run:
+            spec = supervisor.launch_spec(reg, args.model, quant=args.quant, port=args.port,
+                                          binary=args.binary, cpp_dir=args.cpp_dir, dry_run=True)
+            for w in spec.warnings:
+                warn(w)
+            print(spec.shell_line())
+            return EXIT_OK
+        st = supervisor.start(reg, args.model, quant=args.quant, port=args.port, binary=args.binary,
+                              cpp_dir=args.cpp_dir)
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except (LaunchError, supervisor.SupervisorError) as exc:
+        return _fail(exc)
+    info(f"started {args.model}: pid {st.pid}, port {st.port}, log {st.log}")
+    if not args.wait:
+        return EXIT_OK if st.state != "crashed" else EXIT_FAIL
+    return _wait(reg, args.model, args.timeout)
+
+
+def _wait(reg, name: str, timeout: float | None) -> int:
+    from tui.core import supervisor
+
+    t0 = time.monotonic()
+    last = [""]
+
+    def show(st) -> None:
+        line = f"{st.state}"
+        if st.stage:
+            line += f" — {st.stage}"
+        if st.load_eta_s is not None:
+            line += f" (last load {st.last_load_s:.0f}s, ETA {st.load_eta_s:.0f}s)"
+        if line != last[0]:
+            info(f"{name}: {line} [{time.monotonic() - t0:.1f}s]")
+            last[0] = line
+
+    st = supervisor.wait_ready(reg, name, timeout=timeout, on_change=show)
+    if st.state == "ready":
+        info(f"{name}: ready at {st.url} after {time.monotonic() - t0:.1f}s")
+        return EXIT_OK
+    if st.state == "crashed":
+        error(f"{name}: {st.last_error}")
+        for line in st.last_log_lines[-8:]:
+            print(f"  | {line}", file=sys.stderr)
+        return EXIT_FAIL
+    error(f"{name}: {st.last_error or st.state}")
+    return EXIT_FAIL
+
+
+def cmd_stop(args) -> int:
+    from tui.core import supervisor
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    if args.all == bool(args.model):
+        error("give a model name or --all")
+        return EXIT_USAGE
+    try:
+        if args.all:
+            done = supervisor.stop_all(reg, grace=args.grace)
+            info(f"stopped {len(done)} server(s)" + (": " + ", ".join(s.name for s in done) if done else ""))
+            return EXIT_OK
+        before = supervisor.state_of(reg, args.model, probe=False)
+        st = supervisor.stop(reg, args.model, grace=args.grace,
+                             on_kill=lambda pid: info(f"{args.model}: still running after the grace period; "
+                                                      f"sending SIGKILL to {pid}"))
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except supervisor.SupervisorError as exc:
+        return _fail(exc)
+    info(f"{args.model}: stopped" if before.pid else f"{args.model}: was not running")
+    return EXIT_OK if st.state in ("stopped", "crashed") else EXIT_FAIL
+
+
+def cmd_restart(args) -> int:
+    from tui.core import supervisor
+    from tui.core.engines.base import LaunchError
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    try:
+        st = supervisor.restart(reg, args.model, quant=args.quant, port=args.port, grace=args.grace)
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except (LaunchError, supervisor.SupervisorError) as exc:
+        return _fail(exc)
+    info(f"restarted {args.model}: pid {st.pid}, port {st.port}")
+    return _wait(reg, args.model, None) if args.wait else EXIT_OK
+
+
+def _usage_by_pid(states) -> dict:
+    """VRAM and RSS per running server, from telemetry when available."""
+    pids = [s.pid for s in states if s.pid]
+    if not pids:
+        return {}
+    try:
+        from tui.core.telemetry import per_model_usage  # provided by the telemetry module
+    except ImportError:
+        return {}
+    try:
+        return per_model_usage(pids)
+    except Exception:
+        return {}
+
+
+def cmd_status(args) -> int:
+    from tui.core import supervisor
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    states = supervisor.status(reg)
+    usage = _usage_by_pid(states)
+    for st in states:
+        if st.last_error and st.last_error.startswith("stale pid file"):
+            info(f"{st.name}: {st.last_error}")
+    if args.json:
+        out = []
+        for st in states:
+            d = st.to_json()
+            u = usage.get(st.pid) if st.pid else None
+            d["vram_bytes"] = getattr(u, "vram_bytes", None) if u else None
+            d["rss_bytes"] = getattr(u, "rss_bytes", None) if u else None
+            out.append(d)
+        print_json(out)
+        return EXIT_OK
+    rows, styles = [], {}
+    for i, st in enumerate(states):
+        note = ""
+        if st.state in ("loading", "starting"):
+            note = (st.stage or "") + (f", ETA {human_duration(st.load_eta_s)}" if st.load_eta_s is not None else "")
+        elif st.state == "crashed":
+            note = (st.exit or {}).get("reason") or st.last_error or ""
+            if st.restarting_in_s:
+                note += f"; restarting in {st.restarting_in_s:.0f}s"
+        elif st.last_error:
+            note = st.last_error
+        u = usage.get(st.pid) if st.pid else None
+        rows.append([st.name, st.state, st.pid or "", st.port or "", st.url or "",
+                     human_duration(st.uptime_s) if st.pid else "",
+                     human_bytes(getattr(u, "vram_bytes", None)) if u else "",
+                     human_bytes(getattr(u, "rss_bytes", None)) if u else "", note])
+        styles[i] = STATE_STYLE.get(st.state)
+    table(["MODEL", "STATE", "PID", "PORT", "URL", "UPTIME", "VRAM", "RSS", "NOTE"], rows, styles)
+    return EXIT_OK
+
+
+def cmd_logs(args) -> int:
+    from tui.core import logfiles
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    if args.model not in reg.models:
+        from tui.core.registry import UnknownModel
+
+        error(str(UnknownModel(reg, args.model)))
+        return EXIT_USAGE
+    path = reg.log_file(args.model)
+    if args.run:
+        path = path.with_name(f"{path.name}.{args.run}")
+    if not path.exists() and not args.follow:
+        error(f"no log for '{args.model}' at {path} (it has not been started yet)")
+        return EXIT_FAIL
+    if not args.follow:
+        for line in logfiles.tail(path, args.n):
+            print(line)
+        return EXIT_OK
+    f = logfiles.Follower(path, backlog=args.n)
+    try:
+        for batch in f.follow(interval=0.2):
+            sys.stdout.write("\n".join(batch) + "\n")
+            sys.stdout.flush()
+    finally:
+        f.close()
+    return EXIT_OK
+
+
+def cmd_health(args) -> int:
+    from tui.core import health
+    from tui.core.engines.external import spec_for
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    names = [args.model] if args.model else list(reg.models)
+    for n in names:
+        if n not in reg.models:
+            from tui.core.registry import UnknownModel
+
+            error(str(UnknownModel(reg, n)))
+            return EXIT_USAGE
+    results = []
+    worst = EXIT_OK
+    for n in names:
+        m = reg.models[n]
+        from tui.core import runfiles
+
+        rec = runfiles.read_pid(reg.pid_file(n))
+        url = (rec.health_url if rec and rec.health_url else spec_for(reg, m).health_url)
+        t0 = time.perf_counter()
+        p = health.health(url, api_key=m.api_key(), timeout=2.0)
+        ms = (time.perf_counter() - t0) * 1000
+        verdict = {200: "ok", 503: "loading"}.get(p.status or 0, p.error or f"HTTP {p.status}")
+        results.append({"model": n, "url": url, "status": p.status, "result": verdict, "ms": round(ms, 1)})
+        if p.status != 200 and args.model:
+            worst = EXIT_FAIL
+    if args.json:
+        print_json(results)
+    else:
+        table(["MODEL", "URL", "HTTP", "RESULT", "MS"],
+              [[r["model"], r["url"], r["status"] or "-", r["result"], r["ms"]] for r in results])
+    return worst
+
+
+def cmd_metrics(args) -> int:
+    from tui.core import health, runfiles
+    from tui.core.engines.external import spec_for
+    from tui.core.metrics import parse_prometheus
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    if args.model not in reg.models:
+        from tui.core.registry import UnknownModel
+
+        error(str(UnknownModel(reg, args.model)))
+        return EXIT_USAGE
+    m = reg.models[args.model]
+    rec = runfiles.read_pid(reg.pid_file(args.model))
+    spec = spec_for(reg, m)
+    url = spec.metrics_url
+    if rec and rec.base_url:
+        url = rec.base_url.rsplit("/v1", 1)[0] + "/metrics"
+    p = health.get(url, api_key=m.api_key(), timeout=5.0)
+    if p.status is None:
+        error(f"{args.model}: cannot reach {url}: {p.error} (is it running? 'llmdeck status')")
+        return EXIT_FAIL
+    if p.status == 501:
+        error(f"{args.model}: the server was started without --metrics ({url} answered 501)")
+        return EXIT_FAIL
+    if p.status != 200:
+        error(f"{args.model}: {url} answered HTTP {p.status}")
+        return EXIT_FAIL
+    samples = parse_prometheus(p.body.decode("utf-8", "replace"))
+    if args.json:
+        print_json([s.__dict__ for s in samples])
+        return EXIT_OK
+    rows = [[s.name, s.labels_text(), s.format_value(), s.kind or "", s.help or ""] for s in samples]
+    table(["METRIC", "LABELS", "VALUE", "TYPE", "HELP"], rows)
+    return EXIT_OK

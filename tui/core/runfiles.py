@@ -1,0 +1,184 @@
+"""The files under ``run/`` that describe servers, and how they are written.
+
+``run/<model>.pid``  line 1 PID, line 2 port (the seed's format), line 3 a JSON object with
+                     what identifies the process later: its start time (``create_time``), its
+                     command line, the watcher's PID, the log file, quant and engine.
+``run/<model>.exit`` JSON: exit ``code`` or ``signal`` of the last run, ``at``, whether a stop
+                     was requested. A detached server's exit status is otherwise lost.
+``run/<model>.stopping``  present while a stop is in progress (JSON: at, grace).
+``run/<model>.state``     JSON written by the watcher: ready_at, load_s, restarts, backoff.
+``run/<model>.launch.json``  what the watcher was asked to run (argv, env, urls).
+``run/<model>.key``  the API key for ``--api-key-file`` (mode 0600).
+``run/history.json``  last load duration per model and quant (the ETA of the next load).
+
+All writes are atomic (temp file + rename) so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    write_atomic(path, json.dumps(data, indent=1) + "\n", mode)
+
+
+def unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+@dataclass
+class PidRecord:
+    pid: int
+    port: int | None
+    create_time: float | None = None
+    cmdline: list[str] = field(default_factory=list)
+    watcher_pid: int | None = None
+    started_at: float | None = None
+    log: str | None = None
+    quant: str | None = None
+    engine: str | None = None
+    base_url: str | None = None
+    health_url: str | None = None
+
+    def dumps(self) -> str:
+        ident = {k: v for k, v in asdict(self).items() if k not in ("pid", "port")}
+        return f"{self.pid}\n{self.port if self.port is not None else ''}\n{json.dumps(ident)}\n"
+
+    @classmethod
+    def parse(cls, text: str) -> PidRecord | None:
+        """Parse a pid file; seed-style two-line files (no identity) are accepted too."""
+        lines = text.splitlines()
+        try:
+            pid = int(lines[0].strip())
+        except (IndexError, ValueError):
+            return None
+        port = None
+        if len(lines) > 1 and lines[1].strip():
+            try:
+                port = int(lines[1].strip())
+            except ValueError:
+                port = None
+        extra: dict[str, Any] = {}
+        if len(lines) > 2:
+            try:
+                extra = json.loads(lines[2])
+            except ValueError:
+                extra = {}
+        known = {k: extra[k] for k in cls.__dataclass_fields__ if k in extra and k not in ("pid", "port")}
+        return cls(pid=pid, port=port, **known)
+
+
+def read_pid(path: Path) -> PidRecord | None:
+    try:
+        return PidRecord.parse(path.read_text())
+    except OSError:
+        return None
+
+
+def describe_exit(code: int | None, sig: int | None) -> str:
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    if code is None:
+        return "exit status unknown"
+    return f"exited with code {code}"
+
+
+def exit_record(code: int | None, sig: int | None, *, stop_requested: bool, pid: int | None) -> dict[str, Any]:
+    sname = None
+    if sig:
+        try:
+            sname = signal.Signals(sig).name
+        except ValueError:
+            sname = str(sig)
+    return {"code": code, "signal": sname, "signal_number": sig, "at": time.time(),
+            "stop_requested": stop_requested, "pid": pid, "reason": describe_exit(code, sig)}
+
+
+class RunDir:
+    """Paths of one model's run files."""
+
+    def __init__(self, run_dir: Path, name: str):
+        self.dir = run_dir
+        self.name = name
+
+    def _p(self, suffix: str) -> Path:
+        return self.dir / f"{self.name}{suffix}"
+
+    @property
+    def pid(self) -> Path:
+        return self._p(".pid")
+
+    @property
+    def exit(self) -> Path:
+        return self._p(".exit")
+
+    @property
+    def stopping(self) -> Path:
+        return self._p(".stopping")
+
+    @property
+    def state(self) -> Path:
+        return self._p(".state")
+
+    @property
+    def launch(self) -> Path:
+        return self._p(".launch.json")
+
+    @property
+    def key(self) -> Path:
+        return self._p(".key")
+
+
+def history_path(run_dir: Path) -> Path:
+    return run_dir / "history.json"
+
+
+def record_load_time(run_dir: Path, model: str, quant: str | None, seconds: float) -> None:
+    path = history_path(run_dir)
+    data = read_json(path) or {}
+    data.setdefault(model, {})[quant or "-"] = round(seconds, 3)
+    write_json(path, data)
+
+
+def last_load_time(run_dir: Path, model: str, quant: str | None) -> float | None:
+    data = read_json(history_path(run_dir)) or {}
+    v = data.get(model, {}).get(quant or "-")
+    return float(v) if isinstance(v, (int, float)) else None

@@ -1,0 +1,486 @@
+"""Start, stop, adopt and report servers — one per model.
+
+States (``ModelState.state``):
+
+=============  ==============================================================================
+stopped        no process; the last run (if any) ended because a stop was asked for
+starting       process up, port not answering yet
+loading        the server answers 503 (model loading); ``stage``/``load_elapsed_s``/``load_eta_s``
+ready          ``/health`` answers 200
+unhealthy      was ready in this run, now not answering 200
+stopping       a stop is in progress (SIGTERM sent, waiting for the grace period)
+crashed        the process exited by itself: ``exit`` holds its code or signal, plus the last
+               log lines; with ``restart: on-failure`` the watcher is restarting it
+=============  ==============================================================================
+
+``external`` models (servers llmdeck does not start) are probed: ready / loading /
+unhealthy / stopped (nothing answers).
+
+**Adoption.** Any front end calls :func:`status`: it reads ``run/*.pid`` and re-attaches to a
+server only when its PID is alive *and* is the same process — its start time and command
+line match the pid file. A stale or recycled PID file is reported (``last_error``) and
+removed, and that process is never signalled. A zombie (exited but not reaped, common in
+containers whose PID 1 reaps nothing) counts as exited.
+
+**Stop.** SIGTERM to the server's process group, SIGKILL after the grace period
+(``settings.stop_grace_s``, 30 s by default: llama-server can take that long to exit while
+streams are open).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tui.core import engines, health, logfiles, runfiles
+from tui.core.engines.base import LaunchError, LaunchSpec
+from tui.core.registry import Model, Registry
+
+STATES = ("stopped", "starting", "loading", "ready", "unhealthy", "stopping", "crashed")
+RUNNING_STATES = ("starting", "loading", "ready", "unhealthy", "stopping")
+
+
+class SupervisorError(Exception):
+    """An operation on a server failed; the message is one line."""
+
+
+@dataclass
+class ModelState:
+    name: str
+    engine: str
+    state: str
+    pid: int | None = None
+    port: int | None = None
+    url: str | None = None  # OpenAI base URL (…/v1)
+    since: float | None = None  # when the current state's run started (epoch s)
+    uptime_s: float | None = None
+    exit: dict[str, Any] | None = None  # {"code", "signal", "reason", "at"} of the last run
+    last_error: str | None = None
+    last_log_lines: list[str] = field(default_factory=list)
+    stage: str | None = None
+    load_elapsed_s: float | None = None
+    load_eta_s: float | None = None
+    last_load_s: float | None = None
+    quant: str | None = None
+    log: str | None = None
+    restarting_in_s: float | None = None
+    watcher_pid: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d
+
+
+# --- process identity ----------------------------------------------------------------------
+
+def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
+    """(alive and the same process, why not — for a stale file)."""
+    try:
+        p = psutil.Process(rec.pid)
+        with p.oneshot():
+            st = p.status()
+            if st == psutil.STATUS_ZOMBIE:
+                return False, None
+            ctime = p.create_time()
+            cmd = p.cmdline()
+            pname = p.name()
+    except psutil.NoSuchProcess:
+        return False, None
+    except psutil.AccessDenied:
+        return False, f"pid {rec.pid} belongs to another user"
+    if rec.create_time is None and not rec.cmdline:
+        return False, f"pid file has no identity (seed format); pid {rec.pid} ({pname}) not adopted"
+    if rec.create_time is not None and abs(ctime - rec.create_time) > 0.05:
+        return False, f"pid {rec.pid} is now another process ({pname}, started later)"
+    if rec.cmdline and cmd != rec.cmdline:
+        return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
+    return True, None
+
+
+def _watcher_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return any("tui.core.watcher" in a for a in p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+# --- status ---------------------------------------------------------------------------------
+
+def _api_key(model: Model) -> str | None:
+    try:
+        return model.api_key()
+    except Exception:
+        return None
+
+
+def _probe_state(url: str, model: Model, timeout: float = 0.5) -> tuple[str, str | None]:
+    p = health.health(url, api_key=_api_key(model), timeout=timeout)
+    if p.status == 200:
+        return "ready", None
+    if p.status == 503:
+        return "loading", None
+    if p.status is None:
+        return ("starting" if p.refused else "unhealthy"), (None if p.refused else f"/health: {p.error}")
+    return "unhealthy", f"/health answered HTTP {p.status}"
+
+
+def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState:
+    model = registry.get(name)
+    rd = runfiles.RunDir(registry.run_dir, name)
+    log = registry.log_file(name)
+    if model.engine == "external":
+        spec = engines.external.spec_for(registry, model)
+        st = ModelState(name=name, engine=model.engine, state="stopped", url=spec.base_url, port=spec.port)
+        if probe:
+            s, err = _probe_state(spec.health_url, model)
+            st.state = "stopped" if s == "starting" else s
+            st.last_error = err if s != "starting" else f"nothing answers at {spec.health_url}"
+        return st
+
+    now = time.time()
+    rec = runfiles.read_pid(rd.pid)
+    st = ModelState(name=name, engine=model.engine, state="stopped", log=str(log))
+    exit_rec = runfiles.read_json(rd.exit)
+    state_rec = runfiles.read_json(rd.state) or {}
+    if rec is not None:
+        same, why = _alive_same(rec)
+        if not same and why:
+            # stale or recycled: report and clean up, never signal that process
+            runfiles.unlink(rd.pid)
+            st.last_error = f"stale pid file {rd.pid} removed: {why}"
+            rec = None
+        elif not same:
+            # our process is gone; the watcher records its exit unless it is gone too
+            if _watcher_alive(rec.watcher_pid):
+                time.sleep(0.05)
+                exit_rec = runfiles.read_json(rd.exit)
+            if exit_rec is None or exit_rec.get("pid") != rec.pid:
+                stop_req = rd.stopping.exists()
+                exit_rec = dict(runfiles.exit_record(None, None, stop_requested=stop_req, pid=rec.pid),
+                                reason="exited; exit status unknown (its watcher was not running)")
+                runfiles.write_json(rd.exit, exit_rec)
+            runfiles.unlink(rd.pid)
+            rec = None
+    if rec is not None:
+        st.pid, st.port, st.quant = rec.pid, rec.port, rec.quant
+        st.since = rec.started_at
+        st.uptime_s = now - rec.started_at if rec.started_at else None
+        st.watcher_pid = rec.watcher_pid
+        spec_url = rec.base_url or (f"http://127.0.0.1:{rec.port}/v1" if rec.port else None)
+        st.url = spec_url
+        hurl = rec.health_url or (f"http://127.0.0.1:{rec.port}/health" if rec.port else None)
+        if rd.stopping.exists():
+            st.state = "stopping"
+        elif probe and hurl:
+            s, err = _probe_state(hurl, model)
+            was_ready = state_rec.get("pid") == rec.pid and state_rec.get("ready_at")
+            if s in ("starting", "loading", "unhealthy") and was_ready:
+                s = "unhealthy"
+                err = err or "stopped answering after it was ready"
+            st.state, st.last_error = s, err
+        else:
+            st.state = "starting"
+        if st.state in ("starting", "loading"):
+            st.load_elapsed_s = st.uptime_s
+            st.stage = logfiles.stage(log)
+            st.last_load_s = runfiles.last_load_time(registry.run_dir, name, rec.quant)
+            if st.last_load_s is not None and st.load_elapsed_s is not None:
+                st.load_eta_s = max(0.0, st.last_load_s - st.load_elapsed_s)
+        elif state_rec.get("pid") == rec.pid and state_rec.get("load_s") is not None:
+            st.last_load_s = state_rec.get("load_s")
+        return st
+
+    if exit_rec is not None:
+        st.exit = {k: exit_rec.get(k) for k in ("code", "signal", "reason", "at")}
+        st.since = exit_rec.get("at")
+        if not exit_rec.get("stop_requested"):
+            st.state = "crashed"
+            st.last_error = st.last_error or f"server {exit_rec.get('reason')}"
+            st.last_log_lines = logfiles.tail(log, 15, current_run=True)
+            until = state_rec.get("backoff_until")
+            if until and until > now and _watcher_alive(_last_watcher(rd)):
+                st.restarting_in_s = until - now
+    if rd.stopping.exists() and st.state != "stopping":
+        runfiles.unlink(rd.stopping)
+    return st
+
+
+def _last_watcher(rd: runfiles.RunDir) -> int | None:
+    return (runfiles.read_json(rd.state) or {}).get("watcher_pid")
+
+
+def status(registry: Registry, *, probe: bool = True) -> list[ModelState]:
+    """One state per registered model, adopting running servers (see module docstring)."""
+    return [state_of(registry, n, probe=probe) for n in registry.models]
+
+
+# --- start ----------------------------------------------------------------------------------
+
+def launch_spec(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
+                binary: str | None = None, cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
+    model = registry.get(name)
+    engine = engines.get_engine(model.engine)
+    if engine is None:
+        raise LaunchError(f"model '{name}': unknown engine '{model.engine}'")
+    if model.engine == "external":
+        raise LaunchError(f"model '{name}' is engine 'external' ({model.base_url}): llmdeck does not start it")
+    import inspect
+
+    accepts = "dry_run" in inspect.signature(engine.launch).parameters
+    kw = {"dry_run": True} if dry_run and accepts else {}
+    return engine.launch(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir, **kw)
+
+
+def _port_owner(port: int) -> str:
+    try:
+        for c in psutil.net_connections(kind="tcp"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                try:
+                    return f" by pid {c.pid} ({psutil.Process(c.pid).name()})"
+                except psutil.Error:
+                    return f" by pid {c.pid}"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def check_port_free(host: str, port: int) -> None:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host or "0.0.0.0", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SupervisorError(f"port {port} on {host} is already in use{_port_owner(port)}: "
+                                      "stop that process or pass --port") from None
+            raise SupervisorError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+
+
+def check_binary(argv0: str) -> None:
+    """The binary runs (``--version``); a broken build or wrong architecture fails here."""
+    try:
+        p = subprocess.run([argv0, "--version"], capture_output=True, timeout=20)
+    except OSError as exc:
+        raise SupervisorError(f"{argv0} does not run: {exc.strerror or exc}") from None
+    except subprocess.TimeoutExpired:
+        raise SupervisorError(f"{argv0} --version did not answer within 20 s") from None
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise SupervisorError(f"{argv0} --version failed (exit {p.returncode}): {tail[0]}")
+
+
+def start(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
+          binary: str | None = None, cpp_dir: str | None = None, check_bin: bool = True) -> ModelState:
+    """Preflight, then spawn the watcher in a new session. Returns once the PID is known."""
+    cur = state_of(registry, name)
+    if cur.running:
+        raise SupervisorError(f"model '{name}' is already running (pid {cur.pid}, port {cur.port}, {cur.state})")
+    spec = launch_spec(registry, name, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
+    model = registry.get(name)
+    if check_bin and spec.argv and model.engine == "llama-server":
+        check_binary(spec.argv[0])
+    if spec.port:
+        check_port_free(spec.host, spec.port)
+
+    rd = runfiles.RunDir(registry.run_dir, name)
+    registry.run_dir.mkdir(parents=True, exist_ok=True)
+    registry.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = registry.log_file(name)
+    logfiles.rotate(log, registry.settings.log_runs_kept)
+    qname = quant or model.default_quant
+    with open(log, "ab") as fh:
+        fh.write(logfiles.banner(name, f"starting ({spec.engine}, quant {qname or '-'}, port {spec.port})").encode())
+        fh.write(f"llmdeck: command: {spec.shell_line()}\n".encode())
+    for p in (rd.exit, rd.stopping, rd.state):
+        runfiles.unlink(p)
+    launch = {
+        "model": name, "engine": spec.engine, "argv": spec.argv, "env": spec.env, "port": spec.port,
+        "host": spec.host, "base_url": spec.base_url, "health_url": spec.health_url, "log": str(log),
+        "quant": qname, "restart": model.restart, "health_poll_s": registry.settings.health_poll_s,
+        "secret_files": {str(k): v for k, v in spec.secret_files.items()},
+    }
+    runfiles.write_json(rd.launch, launch, mode=0o600)
+    logfh = open(log, "ab")
+    try:
+        w = subprocess.Popen([sys.executable, "-m", "tui.core.watcher", str(rd.launch)],
+                             stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True, cwd=str(registry.root),
+                             env=_watcher_env())
+    finally:
+        logfh.close()
+    # the watcher reads the launch file first; wait for its pid file or an exit record
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rec = runfiles.read_pid(rd.pid)
+        if rec is not None:
+            break
+        if rd.exit.exists() or w.poll() is not None:
+            break
+        time.sleep(0.01)
+    st = state_of(registry, name)
+    if st.state == "crashed" and st.exit and st.exit.get("code") == 127:
+        raise SupervisorError(f"model '{name}': {st.exit.get('reason')}")
+    return st
+
+
+def _watcher_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the watcher imports tui from the same place we did, wherever the cwd is
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def wait_ready(registry: Registry, name: str, timeout: float | None = None, poll_s: float = 0.02,
+               on_change=None) -> ModelState:
+    """Wait until ready, crashed, or stopped (or timeout). ``on_change(state)`` on each change."""
+    model = registry.get(name)
+    timeout = timeout or model.load_timeout_s or registry.settings.start_timeout_s
+    deadline = time.monotonic() + timeout
+    last = None
+    rd = runfiles.RunDir(registry.run_dir, name)
+    url = None
+    while True:
+        rec = runfiles.read_pid(rd.pid)
+        if rec is not None and rec.health_url and url is None:
+            url = rec.health_url
+        # fast path: probe health directly; fall back to a full state every few polls
+        if url is not None:
+            p = health.health(url, api_key=_api_key(model), timeout=1.0)
+            if p.status == 200:
+                st = state_of(registry, name)
+                if st.state == "ready":
+                    if on_change and last != "ready":
+                        on_change(st)
+                    return st
+        st = state_of(registry, name, probe=url is None)
+        if st.state in ("crashed", "stopped"):
+            if on_change and st.state != last:
+                on_change(st)
+            return st
+        if st.state != last or (st.stage and on_change):
+            if on_change:
+                on_change(st)
+            last = st.state
+        if time.monotonic() > deadline:
+            st.last_error = f"not ready after {timeout:.0f}s (still {st.state})"
+            return st
+        time.sleep(poll_s)
+
+
+# --- stop -----------------------------------------------------------------------------------
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=None) -> ModelState:
+    """SIGTERM the server's process group; SIGKILL after ``grace`` seconds. Idempotent."""
+    model = registry.get(name)
+    if model.engine == "external":
+        raise SupervisorError(f"model '{name}' is engine 'external': llmdeck does not stop it")
+    rd = runfiles.RunDir(registry.run_dir, name)
+    st = state_of(registry, name, probe=False)
+    watcher = st.watcher_pid or _last_watcher(rd)
+    if st.pid is None:
+        # nothing running; a watcher waiting to restart is told to give up
+        if _watcher_alive(watcher):
+            runfiles.write_json(rd.stopping, {"at": time.time(), "grace": 0})
+            os.kill(watcher, signal.SIGTERM)
+            for _ in range(100):
+                if not _watcher_alive(watcher):
+                    break
+                time.sleep(0.02)
+            runfiles.unlink(rd.stopping)
+            exit_rec = runfiles.read_json(rd.exit)
+            if exit_rec:
+                exit_rec["stop_requested"] = True
+                runfiles.write_json(rd.exit, exit_rec)
+        return state_of(registry, name, probe=False)
+    grace = registry.settings.stop_grace_s if grace is None else grace
+    pid = st.pid
+    runfiles.write_json(rd.stopping, {"at": time.time(), "grace": grace, "pid": pid})
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        pgid = None
+
+    def send(sig: int) -> None:
+        try:
+            if pgid == pid:  # its own group, as the watcher started it
+                os.killpg(pgid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _gone(pid):
+        if on_kill:
+            on_kill(pid)
+        send(signal.SIGKILL)
+        for _ in range(200):
+            if _gone(pid):
+                break
+            time.sleep(0.05)
+    # the watcher writes the exit record; wait briefly for it, else write it ourselves
+    for _ in range(100):
+        ex = runfiles.read_json(rd.exit)
+        if ex and ex.get("pid") == pid:
+            break
+        if not _watcher_alive(watcher):
+            break
+        time.sleep(0.02)
+    ex = runfiles.read_json(rd.exit)
+    if not ex or ex.get("pid") != pid:
+        runfiles.write_json(rd.exit, runfiles.exit_record(None, None, stop_requested=True, pid=pid))
+    else:
+        ex["stop_requested"] = True
+        runfiles.write_json(rd.exit, ex)
+    runfiles.unlink(rd.pid)
+    runfiles.unlink(rd.stopping)
+    return state_of(registry, name, probe=False)
+
+
+def stop_all(registry: Registry, *, grace: float | None = None) -> list[ModelState]:
+    out = []
+    for st in status(registry, probe=False):
+        if st.engine != "external" and (st.pid is not None or st.restarting_in_s):
+            out.append(stop(registry, st.name, grace=grace))
+    return out
+
+
+def restart(registry: Registry, name: str, **kw: Any) -> ModelState:
+    grace = kw.pop("grace", None)
+    stop(registry, name, grace=grace)
+    return start(registry, name, **kw)
+
+
+def dumps_states(states: list[ModelState]) -> str:
+    return json.dumps([s.to_json() for s in states], indent=2)
