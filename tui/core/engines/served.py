@@ -170,7 +170,20 @@ class ServedEngine(Engine):
 
     def launch(self, registry: "Registry", model: "Model", *, quant: str | None = None,
                port: int | None = None, binary: str | None = None,
-               cpp_dir: str | None = None) -> LaunchSpec:
+               cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
+        """Build the launch. A real launch runs :meth:`preflight` (engine installed, model folder
+        present); with ``dry_run`` its complaint becomes a warning in ``LaunchSpec.warnings``."""
+        spec = self._build(registry, model, quant=quant, port=port, binary=binary)
+        try:
+            self.preflight(spec)
+        except LaunchError as exc:
+            if not dry_run:
+                raise
+            spec.warnings.append(str(exc))
+        return spec
+
+    def _build(self, registry: "Registry", model: "Model", *, quant: str | None, port: int | None,
+               binary: str | None) -> LaunchSpec:
         if quant is not None:
             raise LaunchError(f"model '{model.name}': engine '{self.name}' has no quants "
                               f"(it serves {model.model_path or model.repo_id}); leave --quant out")
@@ -224,7 +237,7 @@ class ServedEngine(Engine):
 
     # --- just before a real start ------------------------------------------------------
 
-    def preflight(self, spec: LaunchSpec, registry: "Registry | None" = None) -> None:
+    def preflight(self, spec: LaunchSpec) -> None:
         """Raise :class:`LaunchError` (one line) when the engine cannot start here: its program
         is missing, its Python module does not import, or a local model folder is absent."""
         exe = spec.argv[0]
