@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
-    p = sub.add_parser("metrics", help="a running server's /metrics as a table")
+    p = sub.add_parser("metrics", help="a running server's /metrics as a table (a scrape resets "
+                       "llama-server's averaged gauges)")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_metrics)
@@ -307,7 +308,7 @@ def cmd_health(args) -> int:
 def cmd_metrics(args) -> int:
     from tui.core import health, runfiles
     from tui.core.engines.external import spec_for
-    from tui.core.metrics import parse_prometheus
+    from tui.core.telemetry.metrics import parse_prometheus
 
     reg = load_registry(args)
     if reg is None:
@@ -333,10 +334,19 @@ def cmd_metrics(args) -> int:
     if p.status != 200:
         error(f"{args.model}: {url} answered HTTP {p.status}")
         return EXIT_FAIL
-    samples = parse_prometheus(p.body.decode("utf-8", "replace"))
+    text = p.body.decode("utf-8", "replace")
+    values = parse_prometheus(text)
+    helps, kinds = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name, _, h = line[7:].partition(" ")
+            helps[name] = h
+        elif line.startswith("# TYPE "):
+            name, _, k = line[7:].partition(" ")
+            kinds[name] = k
     if args.json:
-        print_json([s.__dict__ for s in samples])
+        print_json({n: {"value": v, "type": kinds.get(n), "help": helps.get(n)} for n, v in values.items()})
         return EXIT_OK
-    rows = [[s.name, s.labels_text(), s.format_value(), s.kind or "", s.help or ""] for s in samples]
-    table(["METRIC", "LABELS", "VALUE", "TYPE", "HELP"], rows)
+    rows = [[n, f"{v:.6g}", kinds.get(n, ""), helps.get(n, "")] for n, v in values.items()]
+    table(["METRIC", "VALUE", "TYPE", "HELP"], rows)
     return EXIT_OK

@@ -267,6 +267,8 @@ def _port_owner(port: int) -> str:
 def check_port_free(host: str, port: int) -> None:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as s:
+        # as servers do: TIME_WAIT leftovers of a stopped server must not count as "in use"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host or "0.0.0.0", port))
         except OSError as exc:

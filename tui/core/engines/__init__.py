@@ -10,6 +10,7 @@ from __future__ import annotations
 from tui.core.engines.base import Engine, LaunchError, LaunchSpec
 
 _ENGINES: dict[str, Engine] = {}
+_loaded = False
 
 
 def register(engine: Engine) -> Engine:
@@ -18,8 +19,10 @@ def register(engine: Engine) -> Engine:
 
 
 def _load() -> None:
-    if _ENGINES:
+    global _loaded
+    if _loaded:
         return
+    _loaded = True
     from tui.core.engines import external, llama_server  # noqa: F401  (registers)
 
     try:  # optional engines (vLLM, SGLang, LightLLM) register themselves when present

@@ -1,0 +1,31 @@
+# llmdeck — the two commands of the README:
+#   make demo   the TUI with the real SmolLM2 demo model running (builds llama-server once, cached)
+#   make test   the whole test suite against a real llama-server and model
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup bench clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/llmdeck setup
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/llmdeck setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-demo:
+	-$(BIN)/llmdeck --registry .demo/models.json stop --all
+	rm -rf .demo
