@@ -255,3 +255,36 @@ def test_logs_and_health_and_metrics_cli(deck):
     assert r.returncode == 0, r.stderr
     assert "llamacpp:prompt_tokens_total" in r.stdout
     supervisor.stop(deck, "tiny-a")
+
+
+@pytest.mark.timeout(90)
+def test_unhealthy_stopping_and_sigkill_escalation(deck):
+    import threading
+
+    supervisor.start(deck, "tiny-a")
+    st = supervisor.wait_ready(deck, "tiny-a", timeout=60)
+    assert st.state == "ready"
+    # the last load time is remembered (by the watcher, just after ready) for the next load's ETA
+    deadline = time.monotonic() + 5
+    while runfiles.last_load_time(deck.run_dir, "tiny-a", None) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runfiles.last_load_time(deck.run_dir, "tiny-a", None) > 0
+    pid = st.pid
+    os.kill(pid, signal.SIGSTOP)  # a hung server: /health stops answering, SIGTERM is not handled
+    try:
+        st = supervisor.state_of(deck, "tiny-a")
+        assert st.state == "unhealthy" and st.last_error
+        killed = []
+        t = threading.Thread(target=lambda: supervisor.stop(deck, "tiny-a", grace=2, on_kill=killed.append))
+        t.start()
+        time.sleep(0.5)
+        assert supervisor.state_of(deck, "tiny-a").state == "stopping"
+        t.join(30)
+        assert killed == [pid]
+        st = supervisor.state_of(deck, "tiny-a")
+        assert st.state == "stopped" and st.exit["signal"] == "SIGKILL"
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
