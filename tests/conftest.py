@@ -78,14 +78,14 @@ class RunningServer:
 
 @pytest.fixture
 def llama_server(llama_server_bin, smollm_gguf, tmp_path):
-    """Factory: ``llama_server(*extra_args)`` → a ready RunningServer, killed at teardown."""
+    """Factory: ``llama_server(*extra_args, alias="smollm2")`` → a ready RunningServer, killed at teardown."""
     started: list[RunningServer] = []
 
-    def start(*extra: str, ctx: int = 2048) -> RunningServer:
+    def start(*extra: str, ctx: int = 2048, alias: str = "smollm2") -> RunningServer:
         port = free_port()
         log = tmp_path / f"llama-{port}.log"
         argv = [str(llama_server_bin), "-m", str(smollm_gguf), "--host", "127.0.0.1", "--port", str(port),
-                "-c", str(ctx), "--threads", "2", "--metrics", "--alias", "smollm2", *extra]
+                "-c", str(ctx), "--threads", "2", "--metrics", "--alias", alias, *extra]
         fh = open(log, "wb")
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

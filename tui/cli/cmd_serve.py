@@ -1,0 +1,73 @@
+"""``llmdeck serve``: the OpenAI-compatible front door for every running model (default :8888).
+
+Binds 127.0.0.1 unless ``--host`` says otherwise; bound wider without ``--api-key-env`` it
+warns once (anyone who reaches the port can use every running model). The key is read from
+the environment variable named by ``--api-key-env`` — never taken on the command line, where
+``ps`` shows it. The registry is re-read when models.json changes; the state of each model
+comes from the supervisor, refreshed every second and on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from tui.cli.main import registry_path
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
+
+DEFAULT_PORT = 8888
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="the OpenAI-compatible router in front of every running model (:8888)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 = every interface, use a key then)")
+    p.add_argument("--api-key-env", metavar="NAME",
+                   help="name of the environment variable holding the key clients must send")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tui.core import registry
+    from tui.router.app import make_app, serve
+    from tui.router.backends import RegistryBackends
+
+    if not (0 <= args.port <= 65535):
+        error(f"--port {args.port} is not a port (0-65535)")
+        return EXIT_USAGE
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            error(f"--api-key-env names ${args.api_key_env}, which is not set (or empty): export it first")
+            return EXIT_USAGE
+    provider = RegistryBackends(registry_path(args))
+    try:
+        provider.registry()
+    except registry.RegistryError as exc:
+        for line in str(exc).splitlines():
+            error(line)
+        return EXIT_USAGE
+    if args.host not in LOOPBACK and not key:
+        warn(f"serving on {args.host}:{args.port} without an API key: anyone who can reach this port can use "
+             "every running model; pass --api-key-env NAME")
+
+    def ready(addrs) -> None:
+        host, port = addrs[0][:2] if addrs else (args.host, args.port)
+        shown = f"[{host}]" if ":" in host else host
+        info(f"router listening on http://{shown}:{port} (OpenAI base http://{shown}:{port}/v1; "
+             f"registry {provider.path}){' with an API key' if key else ''}")
+
+    try:
+        asyncio.run(serve(make_app(provider, api_key=key), args.host, args.port, ready=ready))
+    except OSError as exc:
+        error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+              + ("; is another 'llmdeck serve' running? pass --port" if exc.errno == 98 else ""))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK

@@ -1,0 +1,91 @@
+"""Forward one request to a backend and pass the answer through as it arrives.
+
+Each piece the backend writes is written to the client at once (``iter_any``: no line or
+event re-framing, no buffering), bytes untouched (no decompression). Decisions:
+
+* The client's ``Authorization`` / ``X-Api-Key`` (the router's own key) never reach a
+  backend; a backend with its own key gets ``Authorization: Bearer <its key>``.
+* No read timeout: a long prompt can keep a server silent for minutes before its first
+  token. Connecting times out after ``connect_timeout`` seconds.
+* A backend that cannot be reached → 502 with an OpenAI-style JSON error naming the model
+  and its URL. A backend that dies mid-stream → the client gets one more SSE event,
+  ``data: {"error": {...}}``, and a clean end of the response (the same shape llama.cpp uses
+  for a mid-stream failure; no ``[DONE]`` follows, so clients see an error, not a truncated
+  success). A non-SSE body cut short ends short: the status line is already sent.
+* The client going away closes the backend connection, which is how a server learns to stop
+  generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length",
+})
+_REQ_DROP = HOP_BY_HOP | {"authorization", "x-api-key"}
+_RESP_DROP = HOP_BY_HOP | {"server", "date"}
+
+
+def error_body(status: int, message: str, type_: str, code: str | int | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "code": code if code is not None else status}}
+
+
+def json_error(status: int, message: str, type_: str, code: str | int | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(status, message, type_, code), status=status, headers=headers)
+
+
+def make_session(connect_timeout: float = 10.0) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout, sock_read=None)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                                 cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def forward(request: web.Request, session: aiohttp.ClientSession, target: str, body: bytes | None, *,
+                  model: str, backend_key: str | None = None) -> web.StreamResponse:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _REQ_DROP}
+    if backend_key:
+        headers["Authorization"] = f"Bearer {backend_key}"
+    try:
+        up = await session.request(request.method, target, data=body, headers=headers, allow_redirects=False)
+    except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        why = type(exc).__name__ if not str(exc) else str(exc)
+        return json_error(502, f"model '{model}' at {target} is not answering ({why}); "
+                          "see 'llmdeck status'", "backend_unreachable", 502)
+    try:
+        resp = web.StreamResponse(status=up.status, reason=up.reason)
+        for k, v in up.headers.items():
+            if k.lower() not in _RESP_DROP:
+                resp.headers.add(k, v)
+        sse = up.headers.get("Content-Type", "").startswith("text/event-stream")
+        if up.content_length is not None and not sse:
+            resp.content_length = up.content_length
+        await resp.prepare(request)
+        try:
+            async for data in up.content.iter_any():
+                await resp.write(data)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # the backend went away mid-answer; the client is still there
+            if sse:
+                why = str(exc) or type(exc).__name__
+                event = error_body(502, f"model '{model}': the server closed the stream mid-answer ({why})",
+                                   "server_error", 502)
+                await resp.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            else:
+                up.close()
+                raise ConnectionResetError("backend closed mid-body") from None  # ends the client connection
+        await resp.write_eof()
+        return resp
+    except (ConnectionResetError, asyncio.CancelledError):
+        up.close()  # the client left: closing makes the server cancel generation
+        raise
+    finally:
+        up.release()
