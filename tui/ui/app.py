@@ -1,0 +1,785 @@
+"""The llmdeck TUI: models on the left/top, the selected model's logs, chat, downloads and
+gauges in tabs, keys in the footer.
+
+Threading (harlequin's rule, textual-practice.md §2): every call into the core goes through
+``self.backend`` inside a worker; workers only post messages (:mod:`tui.ui.messages`);
+handlers here own all state (``states``, ``files``, ``pending``…).
+
+* **States** come from ``backend.status()`` in a thread worker: every ``status_interval``
+  seconds (1 s), and every 0.1 s for models in a passing state (starting, loading,
+  stopping) so "ready" shows within 0.3 s of the server being ready. A change to ready
+  or crashed gives a notification; a crashed row turns red and ``enter`` shows the exit
+  reason and the last log lines.
+* **Telemetry**: one core ``Sampler`` thread at 1 Hz over the servers this app knows to be
+  running; its subscriber posts a replaceable message.
+* **Quit** (``q``) leaves servers running — they are adopted next time (the supervisor's pid
+  files). ``Q`` (and the palette's "Stop all servers and quit") stops them first, after a
+  confirmation.
+
+Decisions where the issue is silent: stopping (``x``) does not ask (it is SIGTERM with the
+grace period, and ``s`` undoes it); killing (``K``) and stop-all-and-quit ask. ``enter``
+opens a details dialog rather than a new screen so the layout stays one screen.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from tui.ui import keys
+from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, StatesPolled,
+                             StopAllDone, TelemetrySampled)
+from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
+from tui.ui.widgets.gauges import GaugesView
+from tui.ui.widgets.log_pane import LogPane, worker_sleep
+from tui.ui.widgets.models_table import ModelsTable, Row
+
+TRANSIENT = ("starting", "loading", "stopping")
+RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
+PANES = ("logs", "chat", "downloads", "gauges")
+
+
+class ActionsProvider(Provider):
+    """The command palette: every action of the key registry, by its description."""
+
+    def _commands(self):
+        app = self.app
+        for a in keys.ACTIONS:
+            if not a.palette:
+                continue
+            if a.scope in ("global", "models") and not app.action_allowed(a.action):
+                continue
+            yield a, f"{a.description}  [{a.display}]"
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for a, text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), self._runner(a), help=f"{keys.SCOPE_TITLES[a.scope]}")
+
+    async def discover(self) -> Hits:
+        from textual.command import DiscoveryHit
+
+        for a, text in self._commands():
+            yield DiscoveryHit(text, self._runner(a), help=keys.SCOPE_TITLES[a.scope])
+
+    def _runner(self, a: keys.Action):
+        app = self.app
+
+        async def run() -> None:
+            await app.run_scoped_action(a)
+
+        return run
+
+
+class LlmdeckApp(App):
+    """``LlmdeckApp(registry)``; tests pass ``backend=`` (same methods as ui.backend.Backend)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "llmdeck"
+    BINDINGS = keys.bindings("global") + keys.bindings("models")
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+
+    def __init__(self, registry, backend=None, *, status_interval: float = 1.0, fast_interval: float = 0.1,
+                 telemetry: bool = True, telemetry_interval: float = 1.0, hide_thoughts: bool | None = None,
+                 initial_pane: str = "logs", select: str | None = None) -> None:
+        super().__init__()
+        if backend is None:
+            from tui.ui.backend import Backend
+
+            backend = Backend(registry)
+        self.registry = registry
+        self.backend = backend
+        self.status_interval = status_interval
+        self.fast_interval = fast_interval
+        self.telemetry_enabled = telemetry
+        self.telemetry_interval = telemetry_interval
+        if hide_thoughts is None:
+            hide_thoughts = os.environ.get("LLMDECK_HIDE_THOUGHTS", "") not in ("", "0", "no", "false")
+        self.hide_thoughts = hide_thoughts
+        self.initial_pane = initial_pane
+        self.initial_select = select
+        self.states: dict[str, Any] = {}
+        self.files: dict[str, str] = {}
+        self.download_rows: dict[str, dict] = {}
+        self.pending: dict[str, str] = {}  # model → verb in flight
+        self.filter_text = ""
+        self.snapshot = None
+        self.sampler = None
+        self.downloads: dict[str, Any] = {}  # model → cancel Event of a running download
+        self._jobs: dict[str, Any] = {}  # model → downloads.Job of this session
+        self._wake = threading.Event()
+        self._first_states = False
+        self._refs: list = []
+        self.selected: str | None = None
+        self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title_text(), id="title")
+        with Container(id="body"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter models (enter keeps, esc clears)", id="filter")
+                yield ModelsTable(id="models")
+                yield GaugesView(compact=True, id="side-gauges")
+            with TabbedContent(id="panes", initial=self.initial_pane):
+                with TabPane("Logs", id="logs"):
+                    yield LogPane(self.backend, id="log-pane")
+                with TabPane("Chat", id="chat"):
+                    from tui.ui.widgets.chat_pane import ChatDeck
+
+                    yield ChatDeck(self.backend, id="chat-deck")
+                with TabPane("Downloads", id="downloads"):
+                    from tui.ui.widgets.downloads import DownloadsPane
+
+                    yield DownloadsPane(id="downloads-pane")
+                with TabPane("Gauges", id="gauges"):
+                    yield GaugesView(id="gauges-view")
+        yield Footer()
+
+    def _title_text(self) -> Text:
+        n_run = sum(1 for s in self.states.values() if s.state in RUNNING)
+        t = Text.assemble(("llmdeck", "bold"), " · ", short_path(self.registry.path), " · ",
+                          f"{len(self.registry.models)} models, {n_run} running")
+        t.append("  ? help · ctrl+p actions", style="dim")
+        return t
+
+    def on_mount(self) -> None:
+        if self.hide_thoughts:
+            self.screen.add_class("-hide-thoughts")
+        table = self.query_one(ModelsTable)
+        self.files = {n: "unknown" for n in self.registry.models}
+        table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        if self.initial_select in self.registry.models:
+            table.select(self.initial_select)
+        table.focus()
+        self._select(table.selected)
+        self._poll_states()
+        self._load_files()
+        if self.telemetry_enabled:
+            self._start_sampler()
+
+    def on_unmount(self) -> None:
+        self._wake.set()
+        if self.sampler is not None:
+            try:
+                self.sampler.close()
+            except Exception:  # noqa: BLE001 — closing must not stop the exit
+                pass
+        for ev in self.downloads.values():
+            ev.set()
+
+    # -- rows ----------------------------------------------------------------------------
+
+    def _visible(self) -> list[str]:
+        f = self.filter_text.lower()
+        return [n for n in self.registry.models if f in n.lower()]
+
+    def _row(self, name: str) -> Row:
+        model = self.registry.models[name]
+        st = self.states.get(name)
+        state = st.state if st else "unknown"
+        pend = self.pending.get(name)
+        red = state == "crashed"
+
+        def cell(text: str, style: str = "") -> Text:
+            return Text(text, style="bold red" if red else style)
+
+        quant = (st.quant if st and st.quant else None) or model.default_quant or ("file" if model.model_path else "-")
+        port = st.port if st and st.port else model.default_port
+        sample = self.snapshot.model(name) if self.snapshot is not None else None
+        vram = ram = tps = ""
+        if sample is not None and state in RUNNING:
+            u, srv = sample.usage, sample.server
+            if u is not None:
+                vram = compact_bytes(u.vram_bytes)
+                ram = compact_bytes(u.rss_bytes)
+            if srv is not None and srv.tokens_per_s is not None:
+                tps = f"{srv.tokens_per_s:.1f}"
+        state_cell = state_text(state, pend)
+        if st is not None and state in ("starting", "loading") and not pend:
+            extra = ""
+            if st.load_eta_s is not None:
+                extra = f" {st.load_eta_s:.0f}s"
+            state_cell = Text(f"{state}{extra}", style=state_cell.style)
+        return Row(model=cell(name, "bold"), quant=cell(str(quant)[:12]),
+                   files=files_text(self.files.get(name, "unknown")) if not red else cell(
+                       files_text(self.files.get(name, "unknown")).plain),
+                   state=state_cell, port=cell(str(port or "-")), vram=cell(vram), ram=cell(ram), tps=cell(tps))
+
+    def _refresh_row(self, name: str) -> None:
+        self.query_one(ModelsTable).update(name, self._row(name))
+
+    def _refresh_rows(self) -> None:
+        table = self.query_one(ModelsTable)
+        for n in self.registry.models:
+            table.update(n, self._row(n))
+        self.query_one("#title", Static).update(self._title_text())
+
+    # -- selection -----------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#models")
+    def _on_highlight(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value if event.row_key is not None else None
+        self._select(name)
+
+    def _select(self, name: str | None) -> None:
+        if name == self.selected and name is not None:
+            return
+        self.selected = name
+        self.query_one(LogPane).follow_model(name)
+        self._show_downloads()
+        if self.query_one(TabbedContent).active == "chat":
+            self.run_worker(self._show_chat(), exclusive=True, group="chat-show")
+        self.refresh_bindings()
+
+    async def _show_chat(self):
+        from tui.ui.widgets.chat_pane import ChatDeck
+
+        pane = await self.query_one(ChatDeck).show_model(self.selected)
+        if pane is not None:
+            st = self.states.get(pane.model)
+            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
+        return pane
+
+    def _show_downloads(self) -> None:
+        from tui.ui.widgets.downloads import DownloadsPane
+
+        model = self.registry.models.get(self.selected) if self.selected else None
+        self.query_one(DownloadsPane).show_model(model, self.download_rows.get(self.selected or ""))
+
+    # -- state polling -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def _poll_states(self) -> None:
+        worker = get_current_worker()
+        last_full = 0.0
+        fast: list[str] = []
+        while not worker.is_cancelled:
+            now = time.monotonic()
+            try:
+                if fast and now - last_full < self.status_interval:
+                    self.post_message(StatesPolled([self.backend.state_of(n) for n in fast], partial=True))
+                else:
+                    self.post_message(StatesPolled(self.backend.status()))
+                    last_full = now
+            except Exception as exc:  # noqa: BLE001 — shown once, polling goes on
+                self.call_from_thread(self.notify, f"status: {exc}", severity="error")
+            fast = [n for n, s in list(self.states.items()) if s.state in TRANSIENT] + \
+                [n for n in list(self.pending) if n not in self.states or self.states[n].state not in TRANSIENT]
+            wait = self.fast_interval if fast else self.status_interval
+            self._wake.wait(wait)
+            if self._wake.is_set():
+                self._wake.clear()
+                fast = []  # a wake-up asks for a full poll
+                last_full = 0.0
+
+    def poll_now(self) -> None:
+        self._wake.set()
+
+    def on_states_polled(self, message: StatesPolled) -> None:
+        changed_selected = False
+        for st in message.states:
+            old = self.states.get(st.name)
+            self.states[st.name] = st
+            if st.name == self.selected and (old is None or old.state != st.state):
+                changed_selected = True
+            self._transition(old, st, first=not self._first_states)
+            self._refresh_row(st.name)
+        if not message.partial:
+            self._first_states = True
+        self._refs = [self.backend.server_ref(s) for s in self.states.values()
+                      if s.state in ("starting", "loading", "ready", "unhealthy") and (s.pid or s.url)]
+        self.query_one("#title", Static).update(self._title_text())
+        if changed_selected:
+            self.refresh_bindings()
+        self._update_chat_state()
+
+    def _transition(self, old, new, first: bool) -> None:
+        if new.state == "ready" and (old is None or old.state != "ready"):
+            self.ready_seen_at[new.name] = time.perf_counter()
+            if not first:
+                self.notify(f"{new.name} is ready on port {new.port}", title="ready")
+        if new.state == "crashed" and not first and (old is None or old.state != "crashed"):
+            reason = (new.exit or {}).get("reason") or new.last_error or "exited"
+            self.notify(f"{new.name} crashed: {reason} — enter shows the last log lines, l the log",
+                        title="crashed", severity="error", timeout=15)
+
+    def _update_chat_state(self) -> None:
+        try:
+            from tui.ui.widgets.chat_pane import ChatDeck
+
+            deck = self.query_one(ChatDeck)
+        except Exception:  # noqa: BLE001 — not composed yet
+            return
+        for name, pane in deck.panes.items():
+            st = self.states.get(name)
+            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
+
+    @work(thread=True, group="files", exit_on_error=False)
+    def _load_files(self) -> None:
+        files = self.backend.files()
+        rows = {}
+        for name in self.registry.models:
+            try:
+                rows[name] = self.backend.download_rows(name)
+            except Exception:  # noqa: BLE001 — the pane shows no quant table then
+                rows[name] = {}
+        self.call_from_thread(self._set_files, files, rows)
+
+    def _set_files(self, files: dict[str, str], rows: dict[str, dict]) -> None:
+        self.files.update(files)
+        self.download_rows.update(rows)
+        self._refresh_rows()
+        self._show_downloads()
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    def _start_sampler(self) -> None:
+        try:
+            self.sampler = self.backend.sampler(lambda: list(self._refs), interval=self.telemetry_interval)
+        except Exception as exc:  # noqa: BLE001 — gauges off, the rest works
+            self.notify(f"telemetry off: {exc}", severity="warning")
+            return
+        history = self.sampler.history
+
+        def deliver(snap) -> None:
+            self.post_message(TelemetrySampled(snap, history))
+
+        self.sampler.subscribe(deliver)
+        self.sampler.start()
+
+    def on_telemetry_sampled(self, message: TelemetrySampled) -> None:
+        self.snapshot = message.snapshot
+        if self.query_one(TabbedContent).active == "gauges":
+            self.query_one("#gauges-view", GaugesView).show(message.snapshot, message.history)
+        else:
+            self.query_one("#gauges-view", GaugesView).snapshot = message.snapshot
+            self.query_one("#gauges-view", GaugesView).history = message.history
+        side = self.query_one("#side-gauges", GaugesView)
+        if self.screen.has_class("-wide"):
+            side.show(message.snapshot, message.history)
+        else:
+            side.snapshot, side.history = message.snapshot, message.history
+        for name in self.registry.models:
+            if self.states.get(name) is not None and self.states[name].state in RUNNING:
+                self._refresh_row(name)
+
+    # -- actions on the selected model -------------------------------------------------
+
+    def action_allowed(self, action: str) -> bool:
+        return self.check_action(action, ()) is True
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        verbs = ("start", "stop", "restart", "kill", "download")
+        focused = self.focused
+        typing = isinstance(focused, Input)
+        single_letter = {"start", "stop", "restart", "kill", "download", "show_pane", "filter", "quit_keep",
+                         "stop_all_quit", "help", "focus_models"}
+        if typing and action in single_letter:
+            return False  # the key is text in an input (the footer hides it)
+        if action not in verbs:
+            return True
+        name = self.selected
+        if name is None or name not in self.registry.models:
+            return None
+        model = self.registry.models[name]
+        st = self.states.get(name)
+        state = st.state if st else "unknown"
+        if name in self.pending:
+            return None  # greyed while a verb on this model is in flight
+        # verbs that do not apply to the model's state are hidden, so the footer lists
+        # only what applies now
+        if action == "download":
+            if not model.repo_id or model.model_path:
+                return False
+            return None if name in self.downloads else True
+        if model.engine == "external":
+            return False
+        running = state in RUNNING and state != "stopping"
+        if action == "start":
+            return False if running or state == "stopping" else True
+        if action in ("stop", "restart", "kill"):
+            return True if running or (st is not None and st.restarting_in_s) else False
+        return True
+
+    def action_start(self) -> None:
+        self._verb("start")
+
+    def action_stop(self) -> None:
+        self._verb("stop")
+
+    def action_restart(self) -> None:
+        self._verb("restart")
+
+    def action_kill(self) -> None:
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        name = self.selected
+        if name is None or not self.action_allowed("kill"):
+            return
+        st = self.states.get(name)
+        pid = f" (pid {st.pid})" if st and st.pid else ""
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._verb("kill", name)
+
+        self.push_screen(ConfirmScreen(f"Kill {name}{pid} now with SIGKILL?\nRequests in flight are lost.",
+                                       yes="Kill"), done)
+
+    def _verb(self, verb: str, name: str | None = None) -> None:
+        name = name or self.selected
+        if name is None or (verb != "kill" and not self.action_allowed(verb)):
+            return
+        self.pending[name] = verb
+        self._refresh_row(name)
+        self.refresh_bindings()
+        self._run_verb(name, verb)
+
+    @work(thread=True, group="verbs", exit_on_error=False)
+    def _run_verb(self, name: str, verb: str) -> None:
+        from tui.ui.backend import one_line
+
+        try:
+            st = getattr(self.backend, verb)(name)
+            self.post_message(ActionDone(name, verb, state=st))
+        except Exception as exc:  # noqa: BLE001 — one line in a notification
+            self.post_message(ActionDone(name, verb, error=one_line(exc)))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.pending.pop(message.name, None)
+        if message.error:
+            self.notify(f"{message.verb} {message.name}: {message.error}", severity="error", timeout=10)
+        elif message.state is not None:
+            old = self.states.get(message.name)
+            self.states[message.name] = message.state
+            self._transition(old, message.state, first=False)
+        self._refresh_row(message.name)
+        self.refresh_bindings()
+        self.poll_now()
+
+    # -- downloads -----------------------------------------------------------------------
+
+    def action_download(self) -> None:
+        name = self.selected
+        if name is None or not self.action_allowed("download"):
+            return
+        self.show_pane("downloads")
+        self.notify(f"planning the download of {name}…")
+        self._plan_download(name)
+
+    @work(thread=True, group="downloads", exit_on_error=False)
+    def _plan_download(self, name: str) -> None:
+        from tui.ui.backend import one_line
+
+        try:
+            plan = self.backend.download_plan(name)
+            self.post_message(DownloadPlanned(name, plan=plan))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(DownloadPlanned(name, error=one_line(exc)))
+
+    def on_download_planned(self, message: DownloadPlanned) -> None:
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        if message.error:
+            self.notify(f"download {message.model}: {message.error}", severity="error", timeout=12)
+            return
+        plan = message.plan
+        if plan.complete:
+            self.notify(f"{message.model} {plan.quant} is already on disk")
+            self._load_files()
+            return
+        free = f", {human_bytes(plan.free_bytes)} free" if plan.free_bytes is not None else ""
+        q = (f"Download {message.model} {plan.quant}: {len(plan.files)} file(s), {human_bytes(plan.need_bytes)} "
+             f"to fetch (of {human_bytes(plan.total_bytes)}) into {short_path(plan.target)}{free}?")
+        if not plan.fits:
+            q += "\nIt does NOT fit on that disk."
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self._start_download(message.model, plan)
+
+        self.push_screen(ConfirmScreen(q, yes="Download"), go)
+
+    def _start_download(self, name: str, plan) -> None:
+        from tui.ui.widgets.downloads import Job
+
+        cancel = threading.Event()
+        self.downloads[name] = cancel
+        job = Job(name, plan.quant, plan.total_bytes, done=plan.have_bytes, status="queued")
+        self._jobs[name] = job
+        self.run_worker(self.query_one("#downloads-pane").update_job(job))
+        self.refresh_bindings()
+        self._run_download(name, plan, cancel)
+
+    @work(thread=True, group="downloads", exit_on_error=False)
+    def _run_download(self, name: str, plan, cancel: threading.Event) -> None:
+        from tui.ui.backend import one_line
+
+        last = [0.0]
+
+        def progress(ev) -> None:
+            now = time.monotonic()
+            if ev.status in ("downloading", "checking") and now - last[0] < 0.1:
+                return
+            last[0] = now
+            self.post_message(DownloadProgress(name, ev))
+
+        try:
+            res = self.backend.download_run(plan, progress, cancel)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(DownloadFinished(name, False, one_line(exc)))
+            return
+        if res.ok:
+            self.post_message(DownloadFinished(name, True, f"{len(res.done)} file(s), "
+                                                           f"{human_bytes(res.bytes_fetched)} fetched"))
+        elif res.cancelled:
+            self.post_message(DownloadFinished(name, False, "cancelled; partial files kept (d resumes)"))
+        else:
+            why = "; ".join(f"{f}: {m}" for f, m in list(res.failed.items())[:2])
+            self.post_message(DownloadFinished(name, False, why or "failed"))
+
+    async def on_download_progress(self, message: DownloadProgress) -> None:
+        job = self._jobs.get(message.model)
+        if job is None:
+            return
+        ev = message.event
+        job.done, job.total = ev.overall_done, ev.overall_total
+        job.speed, job.eta = ev.overall_speed, ev.overall_eta
+        job.files[ev.file] = ev.status
+        job.status = "downloading" if ev.status in ("downloading", "checking", "verifying", "retrying") else (
+            job.status if ev.status in ("done", "present", "queued") else ev.status)
+        job.message = ev.message if ev.status in ("retrying", "failed") else ""
+        await self.query_one("#downloads-pane").update_job(job)
+
+    async def on_download_finished(self, message: DownloadFinished) -> None:
+        self.downloads.pop(message.model, None)
+        job = self._jobs.get(message.model)
+        if job is not None:
+            job.status = "done" if message.ok else ("cancelled" if "cancelled" in message.text else "failed")
+            job.message = message.text
+            if message.ok:
+                job.done = job.total
+            await self.query_one("#downloads-pane").update_job(job)
+        self.notify(f"download {message.model}: {'done, ' if message.ok else ''}{message.text}",
+                    severity="information" if message.ok else "warning", timeout=10)
+        self._load_files()
+        self.refresh_bindings()
+
+    def action_cancel_download(self) -> None:
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        name = self.selected
+        if name not in self.downloads:
+            running = list(self.downloads)
+            if not running:
+                self.notify("no download is running")
+                return
+            name = running[0]
+        ev = self.downloads[name]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                ev.set()
+
+        self.push_screen(ConfirmScreen(f"Cancel the download of {name}? Partial files are kept; d resumes.",
+                                       yes="Cancel it"), done)
+
+    # -- panes, filter, help -------------------------------------------------------------
+
+    def show_pane(self, pane: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = pane
+
+    async def action_show_pane(self, pane: str) -> None:
+        self.show_pane(pane)
+        if pane == "logs":
+            self.query_one(LogPane).log.focus()
+        elif pane == "chat":
+            chat = await self._show_chat()
+            if chat is not None:
+                chat.prompt.focus()
+        elif pane == "downloads":
+            self.query_one("#downloads-pane").focus()
+        elif pane == "gauges":
+            view = self.query_one("#gauges-view", GaugesView)
+            if view.snapshot is not None:
+                view.show(view.snapshot, view.history)
+
+    @on(TabbedContent.TabActivated, "#panes")
+    async def _on_tab(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id
+        if pane == "chat":
+            await self._show_chat()
+        elif pane == "gauges":
+            view = self.query_one("#gauges-view", GaugesView)
+            if view.snapshot is not None:
+                view.show(view.snapshot, view.history)
+
+    def action_focus_models(self) -> None:
+        self.query_one(ModelsTable).focus()
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#filter", Input)
+        inp.add_class("-shown")
+        inp.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        table = self.query_one(ModelsTable)
+        table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        self._select(table.selected)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not self.filter_text:
+            event.input.remove_class("-shown")
+        self.query_one(ModelsTable).focus()
+
+    def action_back(self) -> None:
+        inp = self.query_one("#filter", Input)
+        if inp.has_class("-shown") and (self.focused is inp or self.filter_text):
+            inp.value = ""
+            inp.remove_class("-shown")
+            self.query_one(ModelsTable).focus()
+            return
+        self.query_one(ModelsTable).focus()
+
+    def action_help(self) -> None:
+        from tui.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    @on(DataTable.RowSelected, "#models")
+    def _on_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_model()
+
+    def action_open_model(self) -> None:
+        name = self.selected
+        if name is None:
+            return
+        self._open_detail(name)
+
+    @work(thread=True, group="detail", exclusive=True, exit_on_error=False)
+    def _open_detail(self, name: str) -> None:
+        from tui.ui.screens.detail import detail_text
+
+        command = self.backend.command_line(name)
+        lines = self.backend.last_log_lines(name, 15)
+        st = self.states.get(name)
+        text = detail_text(self.registry.models[name], st, self.files.get(name, "unknown"), command, lines)
+        self.call_from_thread(self._push_detail, text)
+
+    def _push_detail(self, text: Text) -> None:
+        from tui.ui.screens.detail import DetailScreen
+
+        def done(where: str | None) -> None:
+            if where:
+                self.run_worker(self.action_show_pane(where))
+
+        self.push_screen(DetailScreen(text), done)
+
+    # -- chat helpers used by the palette -------------------------------------------------
+
+    def action_toggle_hide_thoughts(self) -> None:
+        self.hide_thoughts = not self.hide_thoughts
+        self.screen.set_class(self.hide_thoughts, "-hide-thoughts")
+        self.notify("thoughts hidden" if self.hide_thoughts else "thoughts shown")
+
+    async def run_scoped_action(self, a: keys.Action) -> None:
+        """Run a registry action from the palette in the scope it belongs to."""
+        if a.scope in ("global", "models"):
+            await self.run_action(a.action)
+            return
+        if a.scope == "chat":
+            pane = await self._show_chat()
+            self.show_pane("chat")
+            if pane is not None:
+                await self.run_action(a.action, pane)
+            return
+        if a.scope == "logs":
+            self.show_pane("logs")
+            await self.run_action(a.action, self.query_one(LogPane).log)
+            return
+        if a.scope == "downloads":
+            self.show_pane("downloads")
+            await self.run_action(a.action, self.query_one("#downloads-pane"))
+            return
+        if a.scope == "list":
+            await self.run_action(a.action, self.query_one(ModelsTable))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Stop all servers and quit", "Stop every running server, then quit",
+                            self.action_stop_all_quit)
+        yield SystemCommand("Hide/show thoughts", "Hide every thinking block in the chat (setting)",
+                            self.action_toggle_hide_thoughts)
+
+    # -- quitting ------------------------------------------------------------------------
+
+    def action_quit_keep(self) -> None:
+        """Quit; servers keep running and are adopted next time."""
+        if self.downloads:
+            from tui.ui.screens.confirm import ConfirmScreen
+
+            def done(yes: bool | None) -> None:
+                if yes:
+                    for ev in self.downloads.values():
+                        ev.set()
+                    self.exit(0)
+
+            self.push_screen(ConfirmScreen("A download is running. Quit anyway? It stops; partial files are "
+                                           "kept and d resumes it.", yes="Quit"), done)
+            return
+        self.exit(0)
+
+    def action_stop_all_quit(self) -> None:
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        running = [n for n, s in self.states.items() if s.state in RUNNING and s.engine != "external"]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"stopping {len(running)} server(s)…", timeout=30)
+                for n in running:
+                    self.pending[n] = "stop"
+                    self._refresh_row(n)
+                self._stop_all()
+
+        what = ", ".join(running) if running else "no server is running"
+        self.push_screen(ConfirmScreen(f"Stop all servers and quit?\n({what})", yes="Stop all"), done)
+
+    @work(thread=True, group="verbs", exit_on_error=False)
+    def _stop_all(self) -> None:
+        try:
+            errors = self.backend.stop_all()
+        except Exception as exc:  # noqa: BLE001
+            errors = [str(exc)]
+        self.post_message(StopAllDone(errors))
+
+    def on_stop_all_done(self, message: StopAllDone) -> None:
+        if message.errors:
+            self.notify("; ".join(message.errors), severity="error", timeout=15)
+            self.pending.clear()
+            self._refresh_rows()
+            return
+        self.exit(0)

@@ -1,0 +1,138 @@
+"""The TUI's only door to the core.
+
+Widgets and the app never call the supervisor, HTTP, NVML or the file system directly: they
+ask a :class:`Backend`. Its methods may block (psutil, ``/health`` probes, the stop grace
+period, HTTP): the app calls them from thread workers and posts the results as messages.
+Tests hand the app another object with the same methods (see ``tests/ui_fakes.py``) to get
+deterministic screens; the real-server tests use this one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from tui.core import logfiles, modelfiles, supervisor
+from tui.core.registry import Registry
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a notification."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Backend:
+    """The real core: ``tui.core.supervisor``, logs, model files, telemetry, chat, downloads."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- servers -------------------------------------------------------------------------
+
+    def status(self) -> list[supervisor.ModelState]:
+        return supervisor.status(self.registry)
+
+    def state_of(self, name: str) -> supervisor.ModelState:
+        return supervisor.state_of(self.registry, name)
+
+    def start(self, name: str) -> supervisor.ModelState:
+        return supervisor.start(self.registry, name)
+
+    def stop(self, name: str) -> supervisor.ModelState:
+        return supervisor.stop(self.registry, name)
+
+    def kill(self, name: str) -> supervisor.ModelState:
+        """SIGKILL at once: a stop with no grace period."""
+        return supervisor.stop(self.registry, name, grace=0)
+
+    def restart(self, name: str) -> supervisor.ModelState:
+        return supervisor.restart(self.registry, name)
+
+    def stop_all(self) -> list[str]:
+        """Stop every running server; returns one line per failure."""
+        errors = []
+        for st in supervisor.status(self.registry, probe=False):
+            if st.engine == "external" or not (st.pid or st.restarting_in_s):
+                continue
+            try:
+                supervisor.stop(self.registry, st.name)
+            except Exception as exc:  # noqa: BLE001 — go on with the others, report each
+                errors.append(f"{st.name}: {one_line(exc)}")
+        return errors
+
+    def command_line(self, name: str) -> str:
+        """The exact command a start would run (or why it cannot)."""
+        model = self.registry.get(name)
+        if model.engine == "external":
+            return f"(engine external: llmdeck does not start it; it is reached at {model.base_url})"
+        try:
+            spec = supervisor.launch_spec(self.registry, name, dry_run=True)
+        except Exception as exc:  # noqa: BLE001 — shown in the details dialog
+            return f"(cannot build the command: {one_line(exc)})"
+        return spec.shell_line()
+
+    # -- files -----------------------------------------------------------------------------
+
+    def files(self) -> dict[str, str]:
+        """Model name → on-disk status of its default quant: present/partial/incomplete/missing/remote."""
+        out = {}
+        for name, model in self.registry.models.items():
+            if model.engine == "external":
+                out[name] = "remote"
+                continue
+            try:
+                out[name] = modelfiles.local_files(self.registry, model).status
+            except OSError:
+                out[name] = "unknown"
+        return out
+
+    # -- logs ------------------------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.registry.log_file(name)
+
+    def follower(self, name: str, backlog: int = 200) -> logfiles.Follower:
+        return logfiles.Follower(self.log_path(name), backlog=backlog)
+
+    def last_log_lines(self, name: str, n: int = 15) -> list[str]:
+        return logfiles.tail(self.log_path(name), n, current_run=True)
+
+    # -- telemetry ---------------------------------------------------------------------------
+
+    def sampler(self, servers: Callable[[], list[Any]], interval: float = 1.0):
+        """A telemetry sampler over ``servers()`` (ServerRef list); started by the app."""
+        from tui.core.telemetry.sampler import Sampler
+
+        return Sampler(servers, interval=interval)
+
+    def server_ref(self, state: supervisor.ModelState):
+        from tui.core.telemetry.sampler import ServerRef
+
+        key = None
+        try:
+            key = self.registry.get(state.name).api_key()
+        except Exception:  # noqa: BLE001 — the model left the registry meanwhile
+            pass
+        return ServerRef(state.name, state.pid, state.url, key)
+
+    # -- downloads ---------------------------------------------------------------------------
+
+    def download_rows(self, name: str) -> dict[str, dict]:
+        """Per quant: ``{"status", "bytes_done", "bytes_total"}`` from the disk (no network)."""
+        model = self.registry.get(name)
+        if model.engine == "external" or not model.repo_id:
+            return {}
+        return modelfiles.download_status(self.registry, model)
+
+    def download_plan(self, name: str):
+        """The plan of the default quant (lists the Hub: network)."""
+        from tui.core.downloads import make_plan
+
+        return make_plan(self.registry, self.registry.get(name))
+
+    def download_run(self, plan, on_progress, cancel):
+        """Run a plan to the end (or until ``cancel`` is set); returns the core's Result."""
+        from tui.core.downloads import Download
+
+        return Download(plan, cancel=cancel).run(on_progress)

@@ -1,0 +1,150 @@
+"""Every key binding of the TUI, in one registry.
+
+Each :class:`Action` has an ``id`` (stable, for keymaps and tests), the key(s), the Textual
+action it runs, a description (shown in the footer, the help screen and the command palette)
+and the ``scope`` it applies in:
+
+==========  ==========================================================================
+global      anywhere on the main screen (the App's bindings)
+models      the selected model (App bindings; greyed out by ``check_action`` when they
+            do not apply to the model's state, hidden while a text input has focus)
+list        the models list (its own widget bindings)
+logs        the logs pane
+chat        the chat pane (ctrl chords: the prompt input keeps printable keys)
+downloads   the downloads pane
+modal       dialogs (confirm, details, help)
+==========  ==========================================================================
+
+Key choices follow k9s/htop/lazydocker (``../shared/notes/textual-practice.md`` §7):
+single lower-case letters for safe verbs on the selection, upper case for dangerous ones
+(``K`` kill, ``Q`` stop all and quit — both confirm), vim ``g``/``G``, ``f``/``End`` resume
+log following, ctrl chords in the chat because its input swallows printable keys.
+``ctrl+p`` (the command palette) is Textual's own binding; it is listed here so help and
+tests see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "modal")
+
+SCOPE_TITLES = {
+    "global": "Everywhere",
+    "models": "Selected model",
+    "list": "Models list",
+    "logs": "Logs pane",
+    "chat": "Chat pane",
+    "downloads": "Downloads pane",
+    "modal": "Dialogs",
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    keys: str  # Textual key names, comma separated
+    action: str  # the Textual action (method action_<name> on the scope's owner)
+    description: str
+    scope: str
+    show: bool = True  # shown in the footer
+    key_display: str | None = None
+    priority: bool = False
+    palette: bool = True  # offered in the command palette
+    binding: bool = True  # False: documented here, bound by Textual or a widget itself
+    label: str = ""  # the footer's short word (default: the description)
+
+    @property
+    def display(self) -> str:
+        if self.key_display:
+            return self.key_display
+        names = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter",
+                 "down": "↓", "up": "↑", "home": "home", "end": "end"}
+        return "/".join(names.get(k, k) for k in self.keys.split(","))
+
+
+ACTIONS: tuple[Action, ...] = (
+    # global
+    Action("help", "question_mark,f1", "help", "Help: every key", "global", key_display="?", label="help"),
+    Action("palette", "ctrl+p", "command_palette", "Command palette (every action)", "global",
+           show=False, binding=False, palette=False),
+    Action("quit", "q", "quit_keep", "Quit (servers keep running)", "global", label="quit"),
+    Action("quit_stop_all", "Q", "stop_all_quit", "Stop all servers and quit", "global",
+           show=False, label="stop all+quit"),
+    Action("back", "escape", "back", "Back / close / clear filter", "global",
+           show=False, palette=False, label="back"),
+    Action("filter", "slash", "filter", "Filter models by name", "global", key_display="/", label="filter"),
+    Action("pane_logs", "l,1", "show_pane('logs')", "Logs of the selected model", "global",
+           key_display="l", label="logs"),
+    Action("pane_chat", "c,2", "show_pane('chat')", "Chat with the selected model", "global",
+           key_display="c", label="chat"),
+    Action("pane_downloads", "3", "show_pane('downloads')", "Downloads pane", "global",
+           show=False, label="downloads"),
+    Action("pane_gauges", "4", "show_pane('gauges')", "Gauges pane (GPUs, RAM, CPU)", "global",
+           show=False, label="gauges"),
+    Action("focus_models", "m", "focus_models", "Back to the models list", "global",
+           show=False, label="models"),
+    # the selected model
+    Action("open", "enter", "open_model", "Open: details, command, last log lines", "models", show=False,
+           binding=False),
+    Action("start", "s", "start", "Start the server", "models", label="start"),
+    Action("stop", "x", "stop", "Stop the server (SIGTERM, then SIGKILL after the grace)", "models",
+           label="stop"),
+    Action("restart", "r", "restart", "Restart the server", "models", label="restart"),
+    Action("kill", "K", "kill", "Kill the server now (SIGKILL; asks first)", "models",
+           show=False, label="kill"),
+    Action("download", "d", "download", "Download the model's default quant", "models", label="download"),
+    # the models list
+    Action("list_down", "j,down", "cursor_down", "Next model", "list", show=False, palette=False),
+    Action("list_up", "k,up", "cursor_up", "Previous model", "list", show=False, palette=False),
+    Action("list_top", "g,home", "scroll_top", "First model", "list", show=False, palette=False),
+    Action("list_bottom", "G,end", "scroll_bottom", "Last model", "list", show=False, palette=False),
+    # logs
+    Action("log_follow", "f,end", "follow", "Follow the log (resume after scrolling up)", "logs",
+           key_display="f", label="follow"),
+    Action("log_top", "g,home", "top", "Top of the loaded lines", "logs", show=False, label="top"),
+    Action("log_down", "j", "scroll_down", "Scroll down", "logs", show=False, palette=False),
+    Action("log_up", "k", "scroll_up", "Scroll up (pauses following)", "logs", show=False, palette=False),
+    # chat
+    Action("chat_send", "enter", "send", "Send the prompt (or the tool result)", "chat", show=False,
+           binding=False, palette=False),
+    Action("chat_cancel", "escape", "cancel", "Cancel the running generation", "chat", label="cancel"),
+    Action("chat_new", "ctrl+n", "new_chat", "New chat", "chat", label="new"),
+    Action("chat_thinking", "ctrl+t", "toggle_thinking", "Thinking on/off (next request)", "chat",
+           label="thinking"),
+    Action("chat_thoughts", "ctrl+y", "toggle_thoughts", "Expand/collapse the thoughts", "chat",
+           label="thoughts"),
+    Action("chat_copy", "ctrl+o", "copy_answer", "Copy the last answer (OSC 52)", "chat", label="copy"),
+    Action("chat_hide", "ctrl+g", "toggle_hide_thoughts", "Hide/show all thoughts (setting)", "chat",
+           show=False, label="hide thoughts"),
+    Action("chat_history", "up,down", "history", "Previous/next prompt of this session", "chat",
+           show=False, binding=False, palette=False),
+    # downloads
+    Action("dl_cancel", "X", "cancel_download", "Cancel the download (partial files kept)", "downloads",
+           label="cancel dl"),
+    # dialogs
+    Action("modal_yes", "y", "yes", "Yes", "modal", palette=False, label="yes"),
+    Action("modal_no", "n,escape", "no", "No / close", "modal", palette=False, label="no"),
+)
+
+BY_ID = {a.id: a for a in ACTIONS}
+
+
+def bindings(scope: str) -> list[Binding]:
+    """The Textual bindings of one scope."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown key scope {scope!r}")
+    return [Binding(a.keys, a.action, a.label or a.description, show=a.show, key_display=a.key_display,
+                    priority=a.priority, id=a.id, tooltip=a.description)
+            for a in ACTIONS if a.scope == scope and a.binding]
+
+
+def in_scope(scope: str) -> list[Action]:
+    return [a for a in ACTIONS if a.scope == scope]
+
+
+def help_rows() -> list[tuple[str, str, str]]:
+    """(scope title, keys, description) for the help screen, in registry order."""
+    return [(SCOPE_TITLES[a.scope], a.display, a.description) for a in ACTIONS]

@@ -1,0 +1,39 @@
+"""``?``: every binding from the one action registry (:mod:`tui.ui.keys`), by scope."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.ui import keys
+
+
+def help_table() -> Table:
+    t = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    t.add_column("keys", style="bold cyan", no_wrap=True, min_width=14)
+    t.add_column("what")
+    scope = None
+    for title, key, desc in keys.help_rows():
+        if title != scope:
+            if scope is not None:
+                t.add_row("", "")
+            t.add_row(Text(title, style="bold underline"), "")
+            scope = title
+        t.add_row(key, desc)
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [("escape,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(Text("llmdeck keys · esc closes · ctrl+p runs any action by name", style="bold"))
+            yield Static(help_table(), id="help-table")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,443 @@
+"""The chat pane: one conversation per model for the session, over the core chat client.
+
+A turn is a ``UserTurn`` and an ``AssistantTurn``; the assistant turn holds a thinking block
+(streams live, capped in height, collapses when the answer starts; ``ctrl+y`` toggles it;
+the ``hide thoughts`` setting hides every one), one block per tool call (name and
+pretty-printed arguments), the answer as Markdown, and a stats line (time to first token,
+tok/s, tokens).
+
+Streaming follows textual-practice.md §4: the events are consumed by an async worker that
+only appends to buffers; a 50 ms timer flushes the buffers into one ``MarkdownStream`` per
+block (never a re-render per token); at the end the stream is stopped and the block gets
+one ``update(full_text)`` as a safety net. ``esc`` cancels the worker, which closes the HTTP
+stream (the server-side cancel); the turn keeps what arrived and is marked cancelled.
+
+After a reply that ends in tool calls, the prompt asks for each call's result in turn;
+``enter`` sends it and, once every call has one, the conversation continues. ``esc`` there
+skips the tool results. ``up``/``down`` recall this session's earlier prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import ContentSwitcher, Input, Markdown, Static
+
+from tui.ui import keys
+
+FLUSH_S = 0.05
+
+
+def pane_id(model: str) -> str:
+    return "chat-" + re.sub(r"[^A-Za-z0-9_-]", "_", model)
+
+
+class PromptInput(Input):
+    """The prompt line; ``up``/``down`` walk this session's earlier prompts."""
+
+    BINDINGS = [("up", "history(-1)", "previous prompt"), ("down", "history(1)", "next prompt")]
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.history: list[str] = []
+        self._pos = 0
+
+    def remember(self, text: str) -> None:
+        if text and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+        self._pos = len(self.history)
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        self._pos = max(0, min(len(self.history), self._pos + step))
+        self.value = self.history[self._pos] if self._pos < len(self.history) else ""
+        self.cursor_position = len(self.value)
+
+
+class UserTurn(Static):
+    pass
+
+
+class ThinkingBlock(Vertical):
+    """Thoughts: a label and a Markdown body; ``-collapsed`` hides the body."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("thinking…", classes="think-label")
+        yield Markdown("", classes="think-body")
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(".think-body", Markdown)
+
+    def set_label(self, text: str) -> None:
+        self.query_one(".think-label", Static).update(text)
+
+    def collapse(self, words: int) -> None:
+        self.add_class("-collapsed")
+        self.set_label(f"▸ thoughts ({words} words) · ctrl+y shows them")
+
+    def toggle(self) -> None:
+        self.toggle_class("-collapsed")
+        label = self.query_one(".think-label", Static)
+        text = str(label.render())
+        if self.has_class("-collapsed"):
+            label.update(text.replace("▾", "▸", 1))
+        else:
+            label.update(text.replace("▸", "▾", 1))
+
+    def on_click(self) -> None:
+        self.toggle()
+
+
+class ToolCallBlock(Static):
+    """One tool call: name, id and pretty-printed arguments; its result once given."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.result: str | None = None
+        super().__init__(self._text(), classes="tool-call")
+
+    def _text(self):
+        c = self.call
+        head = Text(f"⚙ tool call: {c.name}", style="bold")
+        head.append(f"  ({c.id})", style="dim")
+        if getattr(c, "ok", True):
+            body = json.dumps(c.arguments, indent=2, ensure_ascii=False)
+        else:
+            body = f"(arguments are not valid JSON)\n{c.raw}"
+        from rich.console import Group
+
+        parts: list = [head, Syntax(body, "json", theme="ansi_dark", word_wrap=True, background_color="default")]
+        if self.result is not None:
+            parts.append(Text(f"→ result: {self.result}", style="green"))
+        return Group(*parts)
+
+    def set_result(self, text: str) -> None:
+        self.result = text
+        self.update(self._text())
+
+
+class AssistantTurn(Vertical):
+    """Thinking, tool calls, answer and stats of one reply; fed by :class:`ChatPane`."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.reasoning = ""
+        self.content = ""
+        self.thinking: ThinkingBlock | None = None
+        self.answer: Markdown | None = None
+        self.tools: list[ToolCallBlock] = []
+        self._streams: dict[str, Any] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="stats")
+
+    @property
+    def stats(self) -> Static:
+        return self.query_one(".stats", Static)
+
+    async def write_reasoning(self, text: str) -> None:
+        if self.thinking is None:
+            self.thinking = ThinkingBlock(classes="thinking")
+            await self.mount(self.thinking, before=self.stats)
+        self.reasoning += text
+        await self._stream("think", self.thinking.body).write(text)
+
+    async def write_content(self, text: str) -> None:
+        if self.answer is None:
+            if self.thinking is not None and not self.thinking.has_class("-collapsed"):
+                await self._stop("think", self.thinking.body, self.reasoning)
+                self.thinking.collapse(len(self.reasoning.split()))
+            self.answer = Markdown("", classes="answer")
+            await self.mount(self.answer, before=self.stats)
+        self.content += text
+        await self._stream("answer", self.answer).write(text)
+
+    async def add_tool_call(self, call: Any) -> ToolCallBlock:
+        block = ToolCallBlock(call)
+        self.tools.append(block)
+        await self.mount(block, before=self.stats)
+        return block
+
+    def _stream(self, key: str, md: Markdown):
+        s = self._streams.get(key)
+        if s is None:
+            s = self._streams[key] = Markdown.get_stream(md)
+        return s
+
+    async def _stop(self, key: str, md: Markdown, full: str) -> None:
+        s = self._streams.pop(key, None)
+        if s is not None:
+            await s.stop()
+            await md.update(full)
+
+    async def finish(self) -> None:
+        """Stop the streams; give each block its whole text once (fence safety net)."""
+        if self.thinking is not None:
+            await self._stop("think", self.thinking.body, self.reasoning)
+            if not self.thinking.has_class("-collapsed"):
+                self.thinking.collapse(len(self.reasoning.split()))
+        if self.answer is not None:
+            await self._stop("answer", self.answer, self.content)
+
+
+def stats_line(stats: Any, finish: str | None) -> str:
+    bits = []
+    if stats is not None:
+        if stats.ttft_s is not None:
+            bits.append(f"first token {stats.ttft_s:.2f} s")
+        if stats.tokens_per_s is not None:
+            bits.append(f"{stats.tokens_per_s:.1f} tok/s")
+        if stats.completion_tokens is not None:
+            bits.append(f"{stats.completion_tokens} tokens")
+        if stats.prompt_tokens is not None:
+            bits.append(f"prompt {stats.prompt_tokens}")
+        if stats.elapsed_s is not None:
+            bits.append(f"{stats.elapsed_s:.1f} s")
+    if finish and finish not in ("stop",):
+        bits.append(f"finish: {finish}")
+    return " · ".join(bits) or (finish or "")
+
+
+class ChatPane(Vertical):
+    """The conversation with one model."""
+
+    BINDINGS = keys.bindings("chat")
+
+    def __init__(self, model: str, session: Any, **kw) -> None:
+        super().__init__(id=pane_id(model), **kw)
+        self.model = model
+        self.session = session
+        self.generating = False
+        self.ready = False
+        self.turn: AssistantTurn | None = None
+        self.last_answer = ""
+        self.pending_tools: list[Any] = []
+        self.tool_results: dict[str, str] = {}
+        self._buf: list[tuple[str, str]] = []
+        self._flush_timer = None
+        self.events_seen = 0
+        self.last_flush_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="chat-head")
+        yield VerticalScroll(classes="turns")
+        yield PromptInput(placeholder="message… (enter sends)", classes="prompt")
+
+    def on_mount(self) -> None:
+        self._head()
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def turns(self) -> VerticalScroll:
+        return self.query_one(".turns", VerticalScroll)
+
+    def set_ready(self, ready: bool, state: str) -> None:
+        self.ready = ready
+        self.state = state
+        self._head()
+
+    def _head(self) -> None:
+        thinking = getattr(self.session, "thinking", None)
+        think = "thinking auto" if thinking is None else ("thinking on" if thinking else "thinking off")
+        state = getattr(self, "state", "…")
+        self.query_one(".chat-head", Static).update(
+            Text.assemble((self.model, "bold"), f" · {state} · {think} · ",
+                          ("ctrl+t thinking · ctrl+n new · ctrl+o copy · esc cancel", "dim")))
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if self.generating:
+            self.app.bell()
+            return
+        if self.pending_tools:
+            await self._tool_result(text)
+            return
+        if not text:
+            return
+        if not self.ready:
+            self.notify(f"{self.model} is not ready: press s to start it (m then s from the chat)",
+                        severity="warning")
+            return
+        self.prompt.remember(text)
+        self.prompt.value = ""
+        await self.turns.mount(UserTurn(Text.assemble(("› ", "bold cyan"), text), classes="user"))
+        await self._run(lambda: self.session.stream(text))
+
+    async def _tool_result(self, text: str) -> None:
+        call = self.pending_tools.pop(0)
+        self.tool_results[call.id] = text
+        for block in self.turn.tools if self.turn else []:
+            if block.call.id == call.id:
+                block.set_result(text)
+        self.prompt.value = ""
+        if self.pending_tools:
+            self._ask_tool()
+            return
+        results, self.tool_results = self.tool_results, {}
+        self.prompt.placeholder = "message… (enter sends)"
+        await self._run(lambda: self.session.tool_results(results))
+
+    def _ask_tool(self) -> None:
+        c = self.pending_tools[0]
+        self.prompt.placeholder = f"result of {c.name} ({c.id})… enter sends it, esc skips the tools"
+
+    async def _run(self, make_stream) -> None:
+        self.generating = True
+        self.turn = AssistantTurn(classes="assistant")
+        await self.turns.mount(self.turn)
+        self.turns.anchor()
+        self._buf = []
+        self._flush_timer = self.set_interval(FLUSH_S, self._flush)
+        self.refresh_bindings()
+        self._consume(make_stream)
+
+    @work(exclusive=True, group="chat", exit_on_error=False)
+    async def _consume(self, make_stream) -> None:
+        from tui.core.chat import events as ev
+
+        turn = self.turn
+        finish = None
+        stats = None
+        error = None
+        try:
+            async for e in make_stream():
+                self.events_seen += 1
+                if isinstance(e, ev.Reasoning):
+                    self._buf.append(("r", e.text))
+                elif isinstance(e, ev.Content):
+                    self._buf.append(("c", e.text))
+                elif isinstance(e, ev.ToolCall):
+                    await self._flush()
+                    await turn.add_tool_call(e)
+                    self.pending_tools.append(e)
+                elif isinstance(e, ev.Done):
+                    finish, stats = e.finish_reason, e.stats
+                elif isinstance(e, ev.Error):
+                    error = e.message
+        except Exception as exc:  # noqa: BLE001 — shown in the turn, the app goes on
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            # runs on cancel too (esc): keep what arrived, mark the turn
+            cancelled = finish is None and error is None
+            await self._end_turn(turn, finish or ("cancelled" if cancelled else None), stats, error)
+
+    async def _flush(self) -> None:
+        if not self._buf or self.turn is None:
+            return
+        buf, self._buf = self._buf, []
+        # merge adjacent deltas of one kind: one stream write per block per flush
+        merged: list[list] = []
+        for kind, text in buf:
+            if merged and merged[-1][0] == kind:
+                merged[-1][1] += text
+            else:
+                merged.append([kind, text])
+        for kind, text in merged:
+            if kind == "r":
+                await self.turn.write_reasoning(text)
+            else:
+                await self.turn.write_content(text)
+        self.last_flush_at = time.perf_counter()
+
+    async def _end_turn(self, turn: AssistantTurn, finish: str | None, stats: Any, error: str | None) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        await self._flush()
+        await turn.finish()
+        if error:
+            turn.stats.update(Text(f"error: {error}", style="bold red"))
+        else:
+            turn.stats.update(Text(stats_line(stats, finish), style="dim"))
+        if turn.content:
+            self.last_answer = turn.content
+        self.generating = False
+        if finish == "cancelled":
+            self.pending_tools.clear()
+        if self.pending_tools:
+            self._ask_tool()
+        self.refresh_bindings()
+
+    # -- actions -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "cancel":
+            return True if (self.generating or self.pending_tools) else False
+        return True
+
+    def action_cancel(self) -> None:
+        if self.generating:
+            self.workers.cancel_group(self, "chat")
+        elif self.pending_tools:
+            self.pending_tools.clear()
+            self.tool_results.clear()
+            self.prompt.placeholder = "message… (enter sends)"
+            self.refresh_bindings()
+
+    async def action_new_chat(self) -> None:
+        if self.generating:
+            self.workers.cancel_group(self, "chat")
+        self.session.reset()
+        self.pending_tools.clear()
+        self.tool_results.clear()
+        self.last_answer = ""
+        self.turn = None
+        self.prompt.placeholder = "message… (enter sends)"
+        await self.turns.remove_children()
+        self.notify(f"new chat with {self.model}")
+
+    def action_toggle_thinking(self) -> None:
+        cur = getattr(self.session, "thinking", None)
+        self.session.thinking = not (cur if cur is not None else True)
+        self._head()
+        self.notify(f"thinking {'on' if self.session.thinking else 'off'} from the next message")
+
+    def action_toggle_thoughts(self) -> None:
+        blocks = list(self.query(ThinkingBlock))
+        if blocks:
+            blocks[-1].toggle()
+
+    def action_copy_answer(self) -> None:
+        if not self.last_answer:
+            self.notify("no answer to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.last_answer)
+        self.notify(f"copied the last answer ({len(self.last_answer)} characters; OSC 52)")
+
+    def action_toggle_hide_thoughts(self) -> None:
+        self.app.action_toggle_hide_thoughts()
+
+
+class ChatDeck(ContentSwitcher):
+    """One :class:`ChatPane` per model, created when first shown; history lasts the session."""
+
+    def __init__(self, backend, **kw) -> None:
+        super().__init__(**kw)
+        self.backend = backend
+        self.panes: dict[str, ChatPane] = {}
+
+    async def show_model(self, name: str | None) -> ChatPane | None:
+        if name is None:
+            return None
+        pane = self.panes.get(name)
+        if pane is None:
+            pane = self.panes[name] = ChatPane(name, self.backend.chat_session(name))
+            await self.mount(pane)
+        self.current = pane.id
+        return pane

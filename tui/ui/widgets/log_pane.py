@@ -1,0 +1,264 @@
+"""The logs pane: the selected model's server log, followed like ``tail -F``.
+
+A thread worker polls :class:`tui.core.logfiles.Follower` (which reads from the end, never
+the whole file, and survives rotation and truncation) and pushes lines into a
+:class:`LogFeed` — a bounded buffer shared with the pane — then posts a replaceable
+``LogsPending``. The pane drains the feed and writes one batch per message with
+``Log.write_lines`` (per-line writes cost 10× more, textual-practice.md §6).
+
+Following stops when the user scrolls up (keys, wheel or scrollbar): new lines then wait in
+the feed, a badge says how many, and ``f``/``End`` (or scrolling back to the bottom) resumes.
+The feed holds at most ``max_lines`` lines; older waiting lines are dropped and counted, and
+a marker line in the log says how many were skipped. Memory stays bounded either way.
+
+Errors and warnings are highlighted (``logfiles.ERROR_RE`` plus warning words).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from rich.highlighter import RegexHighlighter
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Log, Static
+from textual.worker import get_current_worker
+
+from tui.ui import keys
+from tui.ui.messages import LogsPending
+
+
+class LogHighlighter(RegexHighlighter):
+    base_style = "log."
+    highlights = [
+        r"(?P<error>(?i:\b(?:error|failed|fatal|exiting due to|out of memory|GGML_ASSERT|Traceback|"
+        r"crashed|killed)\b.*))",
+        r"(?P<warn>(?i:\b(?:warn|warning|deprecated)\b.*))",
+        r"(?P<banner>^(?:=====|-----) llmdeck:.*)",
+        r"(?P<ready>(?:server is listening|model loaded|all slots are idle).*)",
+    ]
+
+
+class LogFeed:
+    """Lines read by the worker thread, waiting for the pane. Thread-safe and bounded."""
+
+    def __init__(self, model: str, max_lines: int) -> None:
+        self.model = model
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.total = 0  # lines ever pushed (for tests and benchmarks)
+
+    def push(self, lines: list[str]) -> None:
+        with self._lock:
+            over = len(self._lines) + len(lines) - (self._lines.maxlen or 0)
+            if over > 0:
+                self.dropped += min(over, len(self._lines) + len(lines))
+            self._lines.extend(lines)
+            self.total += len(lines)
+
+    def drain(self) -> tuple[list[str], int]:
+        with self._lock:
+            lines = list(self._lines)
+            self._lines.clear()
+            dropped, self.dropped = self.dropped, 0
+        return lines, dropped
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._lines) + self.dropped
+
+
+class FollowLog(Log):
+    """A Log that tells its pane when the user scrolls up (pause) or back to the end (resume).
+
+    Only user input counts (keys, wheel, scrollbar drag): a resize or pruning of old lines
+    moves ``scroll_y`` too and must not pause following.
+    """
+
+    BINDINGS = keys.bindings("logs")
+
+    @property
+    def parent_pane(self) -> "LogPane | None":
+        node = self.parent
+        while node is not None and not isinstance(node, LogPane):
+            node = node.parent
+        return node
+
+    def _user_up(self) -> None:
+        pane = self.parent_pane
+        if pane is not None and not pane.paused:
+            pane.pause()
+
+    def _user_down(self) -> None:
+        """Resume when the user has scrolled (back) to the last line."""
+        pane = self.parent_pane
+        if pane is not None and pane.paused and self.scroll_target_y >= self.max_scroll_y:
+            pane.resume()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self.is_vertical_scrollbar_grabbed:
+            if new < old:
+                self._user_up()
+            elif new >= self.max_scroll_y:
+                self._user_down()
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        self._user_up()
+        super()._on_mouse_scroll_up(event)
+
+    def _on_mouse_scroll_down(self, event) -> None:
+        super()._on_mouse_scroll_down(event)
+        self._user_down()
+
+    def action_scroll_up(self) -> None:
+        self._user_up()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._user_up()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._user_up()
+        self.scroll_home(animate=False)
+
+    action_top = action_scroll_home
+
+    def action_scroll_down(self) -> None:
+        super().action_scroll_down()
+        self._user_down()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._user_down()
+
+    def action_follow(self) -> None:
+        if self.parent_pane:
+            self.parent_pane.resume()
+
+    action_scroll_end = action_follow
+
+
+class LogPane(Vertical):
+    """Shows one model's log at a time; :meth:`follow_model` switches."""
+
+    DEFAULT_CSS = """
+    LogPane { height: 1fr; }
+    LogPane > #log-head { height: 1; color: $text-muted; }
+    LogPane > #log-badge { height: 1; display: none; background: $warning 30%; color: $text; }
+    LogPane > #log-badge.-shown { display: block; }
+    LogPane > FollowLog { height: 1fr; }
+    """
+
+    def __init__(self, backend, *, max_lines: int = 10_000, poll_s: float = 0.1, backlog: int = 200,
+                 **kw) -> None:
+        super().__init__(**kw)
+        self.backend = backend
+        self.max_lines = max_lines
+        self.poll_s = poll_s
+        self.backlog = backlog
+        self.model: str | None = None
+        self.feed: LogFeed | None = None
+        self.paused = False
+        self.lines_written = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("no model selected", id="log-head")
+        yield Static("", id="log-badge")
+        log = FollowLog(highlight=True, max_lines=self.max_lines, id="log")
+        log.highlighter = LogHighlighter()
+        log.can_focus = True
+        yield log
+
+    @property
+    def log(self) -> FollowLog:
+        return self.query_one(FollowLog)
+
+    def follow_model(self, name: str | None) -> None:
+        if name == self.model:
+            return
+        self.model = name
+        self.paused = False
+        self.lines_written = 0
+        self.log.clear()
+        self._badge()
+        if name is None:
+            self.query_one("#log-head", Static).update("no model selected")
+            self.workers.cancel_group(self, "logs")
+            return
+        path = self.backend.log_path(name)
+        self.query_one("#log-head", Static).update(f"{name} · {path}")
+        self.feed = LogFeed(name, self.max_lines)
+        self._follow(name, self.feed)
+
+    @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
+    def _follow(self, name: str, feed: LogFeed) -> None:
+        worker = get_current_worker()
+        follower = self.backend.follower(name, self.backlog)
+        try:
+            while not worker.is_cancelled:
+                lines = follower.poll()
+                if lines:
+                    feed.push(lines)
+                    self.post_message(LogsPending(name))
+                    # back-pressure: let the pane catch up rather than flooding the queue
+                    if self.message_queue_size > 4:
+                        worker_sleep(worker, self.poll_s)
+                    continue
+                worker_sleep(worker, self.poll_s)
+        finally:
+            follower.close()
+
+    def on_logs_pending(self, message: LogsPending) -> None:
+        message.stop()
+        if message.model != self.model or self.feed is None:
+            return
+        if self.paused:
+            self._badge()
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        lines, dropped = self.feed.drain() if self.feed else ([], 0)
+        if dropped:
+            lines.insert(0, f"----- llmdeck: {dropped} lines skipped while paused "
+                            f"(the whole log is {self.backend.log_path(self.model)}) -----")
+        if lines:
+            self.log.write_lines(lines, scroll_end=True)
+            self.lines_written += len(lines)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._badge()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._flush()
+        self.log.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._badge()
+
+    def _badge(self) -> None:
+        badge = self.query_one("#log-badge", Static)
+        if self.paused:
+            n = self.feed.waiting if self.feed else 0
+            badge.update(f" paused · {n} new line{'s' if n != 1 else ''} · f/End to follow")
+            badge.add_class("-shown")
+        else:
+            badge.remove_class("-shown")
+
+
+def worker_sleep(worker, seconds: float) -> None:
+    """Sleep in short ticks so a cancelled thread worker ends quickly."""
+    import time
+
+    end = time.monotonic() + seconds
+    while not worker.is_cancelled:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
