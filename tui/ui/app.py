@@ -63,7 +63,7 @@ class ActionsProvider(Provider):
                 continue
             if a.scope in ("global", "models") and not app.action_allowed(a.action):
                 continue
-            yield a, f"{a.description}  [{a.display}]"
+            yield a, f"{a.description}  ({a.display})"
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -129,6 +129,8 @@ class LlmdeckApp(App):
         self._refs: list = []
         self.selected: str | None = None
         self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
+        self.table: ModelsTable | None = None
+        self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
 
     # -- layout --------------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class LlmdeckApp(App):
                     yield DownloadsPane(id="downloads-pane")
                 with TabPane("Gauges", id="gauges"):
                     yield GaugesView(id="gauges-view")
-        yield Footer()
+        yield Footer(compact=True)
 
     def _title_text(self) -> Text:
         n_run = sum(1 for s in self.states.values() if s.state in RUNNING)
@@ -161,10 +163,28 @@ class LlmdeckApp(App):
         t.append("  ? help · ctrl+p actions", style="dim")
         return t
 
+    def _alive(self) -> bool:
+        """False before mount and while exiting: late worker messages must not touch widgets."""
+        return self.table is not None and not self._exit and self.table.is_attached
+
     def on_mount(self) -> None:
+        from tui.ui.widgets.chat_pane import ChatDeck
+        from tui.ui.widgets.downloads import DownloadsPane
+
+        self._main = main = self.screen
+        # widgets are looked up once: App.query_one sees only the top screen (a dialog)
+        self.table = main.query_one(ModelsTable)
+        self.log_pane = main.query_one(LogPane)
+        self.tabs = main.query_one(TabbedContent)
+        self.title_bar = main.query_one("#title", Static)
+        self.filter_input = main.query_one("#filter", Input)
+        self.gauges_view = main.query_one("#gauges-view", GaugesView)
+        self.side_gauges = main.query_one("#side-gauges", GaugesView)
+        self.chat_deck = main.query_one(ChatDeck)
+        self.downloads_pane = main.query_one(DownloadsPane)
         if self.hide_thoughts:
-            self.screen.add_class("-hide-thoughts")
-        table = self.query_one(ModelsTable)
+            self._main.add_class("-hide-thoughts")
+        table = self.table
         self.files = {n: "unknown" for n in self.registry.models}
         table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
         if self.initial_select in self.registry.models:
@@ -225,13 +245,13 @@ class LlmdeckApp(App):
                    state=state_cell, port=cell(str(port or "-")), vram=cell(vram), ram=cell(ram), tps=cell(tps))
 
     def _refresh_row(self, name: str) -> None:
-        self.query_one(ModelsTable).update(name, self._row(name))
+        self.table.update(name, self._row(name))
 
     def _refresh_rows(self) -> None:
-        table = self.query_one(ModelsTable)
+        table = self.table
         for n in self.registry.models:
             table.update(n, self._row(n))
-        self.query_one("#title", Static).update(self._title_text())
+        self.title_bar.update(self._title_text())
 
     # -- selection -----------------------------------------------------------------------
 
@@ -244,26 +264,22 @@ class LlmdeckApp(App):
         if name == self.selected and name is not None:
             return
         self.selected = name
-        self.query_one(LogPane).follow_model(name)
+        self.log_pane.follow_model(name)
         self._show_downloads()
-        if self.query_one(TabbedContent).active == "chat":
+        if self.tabs.active == "chat":
             self.run_worker(self._show_chat(), exclusive=True, group="chat-show")
         self.refresh_bindings()
 
     async def _show_chat(self):
-        from tui.ui.widgets.chat_pane import ChatDeck
-
-        pane = await self.query_one(ChatDeck).show_model(self.selected)
+        pane = await self.chat_deck.show_model(self.selected)
         if pane is not None:
             st = self.states.get(pane.model)
             pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
         return pane
 
     def _show_downloads(self) -> None:
-        from tui.ui.widgets.downloads import DownloadsPane
-
         model = self.registry.models.get(self.selected) if self.selected else None
-        self.query_one(DownloadsPane).show_model(model, self.download_rows.get(self.selected or ""))
+        self.downloads_pane.show_model(model, self.download_rows.get(self.selected or ""))
 
     # -- state polling -------------------------------------------------------------------
 
@@ -295,6 +311,8 @@ class LlmdeckApp(App):
         self._wake.set()
 
     def on_states_polled(self, message: StatesPolled) -> None:
+        if not self._alive():
+            return
         changed_selected = False
         for st in message.states:
             old = self.states.get(st.name)
@@ -307,7 +325,7 @@ class LlmdeckApp(App):
             self._first_states = True
         self._refs = [self.backend.server_ref(s) for s in self.states.values()
                       if s.state in ("starting", "loading", "ready", "unhealthy") and (s.pid or s.url)]
-        self.query_one("#title", Static).update(self._title_text())
+        self.title_bar.update(self._title_text())
         if changed_selected:
             self.refresh_bindings()
         self._update_chat_state()
@@ -323,13 +341,7 @@ class LlmdeckApp(App):
                         title="crashed", severity="error", timeout=15)
 
     def _update_chat_state(self) -> None:
-        try:
-            from tui.ui.widgets.chat_pane import ChatDeck
-
-            deck = self.query_one(ChatDeck)
-        except Exception:  # noqa: BLE001 — not composed yet
-            return
-        for name, pane in deck.panes.items():
+        for name, pane in self.chat_deck.panes.items():
             st = self.states.get(name)
             pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
 
@@ -345,6 +357,8 @@ class LlmdeckApp(App):
         self.call_from_thread(self._set_files, files, rows)
 
     def _set_files(self, files: dict[str, str], rows: dict[str, dict]) -> None:
+        if not self._alive():
+            return
         self.files.update(files)
         self.download_rows.update(rows)
         self._refresh_rows()
@@ -367,17 +381,11 @@ class LlmdeckApp(App):
         self.sampler.start()
 
     def on_telemetry_sampled(self, message: TelemetrySampled) -> None:
+        if not self._alive():
+            return
         self.snapshot = message.snapshot
-        if self.query_one(TabbedContent).active == "gauges":
-            self.query_one("#gauges-view", GaugesView).show(message.snapshot, message.history)
-        else:
-            self.query_one("#gauges-view", GaugesView).snapshot = message.snapshot
-            self.query_one("#gauges-view", GaugesView).history = message.history
-        side = self.query_one("#side-gauges", GaugesView)
-        if self.screen.has_class("-wide"):
-            side.show(message.snapshot, message.history)
-        else:
-            side.snapshot, side.history = message.snapshot, message.history
+        self.gauges_view.show(message.snapshot, message.history)
+        self.side_gauges.show(message.snapshot, message.history)
         for name in self.registry.models:
             if self.states.get(name) is not None and self.states[name].state in RUNNING:
                 self._refresh_row(name)
@@ -389,8 +397,8 @@ class LlmdeckApp(App):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         verbs = ("start", "stop", "restart", "kill", "download")
-        focused = self.focused
-        typing = isinstance(focused, Input)
+        focused = self._main.focused if self._main is not None else None
+        typing = isinstance(focused, Input)  # on the main screen (not the palette's input)
         single_letter = {"start", "stop", "restart", "kill", "download", "show_pane", "filter", "quit_keep",
                          "stop_all_quit", "help", "focus_models"}
         if typing and action in single_letter:
@@ -465,6 +473,8 @@ class LlmdeckApp(App):
             self.post_message(ActionDone(name, verb, error=one_line(exc)))
 
     def on_action_done(self, message: ActionDone) -> None:
+        if not self._alive():
+            return
         self.pending.pop(message.name, None)
         if message.error:
             self.notify(f"{message.verb} {message.name}: {message.error}", severity="error", timeout=10)
@@ -497,6 +507,8 @@ class LlmdeckApp(App):
             self.post_message(DownloadPlanned(name, error=one_line(exc)))
 
     def on_download_planned(self, message: DownloadPlanned) -> None:
+        if not self._alive():
+            return
         from tui.ui.screens.confirm import ConfirmScreen
 
         if message.error:
@@ -526,7 +538,7 @@ class LlmdeckApp(App):
         self.downloads[name] = cancel
         job = Job(name, plan.quant, plan.total_bytes, done=plan.have_bytes, status="queued")
         self._jobs[name] = job
-        self.run_worker(self.query_one("#downloads-pane").update_job(job))
+        self.run_worker(self.downloads_pane.update_job(job))
         self.refresh_bindings()
         self._run_download(name, plan, cancel)
 
@@ -558,6 +570,8 @@ class LlmdeckApp(App):
             self.post_message(DownloadFinished(name, False, why or "failed"))
 
     async def on_download_progress(self, message: DownloadProgress) -> None:
+        if not self._alive():
+            return
         job = self._jobs.get(message.model)
         if job is None:
             return
@@ -568,9 +582,11 @@ class LlmdeckApp(App):
         job.status = "downloading" if ev.status in ("downloading", "checking", "verifying", "retrying") else (
             job.status if ev.status in ("done", "present", "queued") else ev.status)
         job.message = ev.message if ev.status in ("retrying", "failed") else ""
-        await self.query_one("#downloads-pane").update_job(job)
+        await self.downloads_pane.update_job(job)
 
     async def on_download_finished(self, message: DownloadFinished) -> None:
+        if not self._alive():
+            return
         self.downloads.pop(message.model, None)
         job = self._jobs.get(message.model)
         if job is not None:
@@ -578,7 +594,7 @@ class LlmdeckApp(App):
             job.message = message.text
             if message.ok:
                 job.done = job.total
-            await self.query_one("#downloads-pane").update_job(job)
+            await self.downloads_pane.update_job(job)
         self.notify(f"download {message.model}: {'done, ' if message.ok else ''}{message.text}",
                     severity="information" if message.ok else "warning", timeout=10)
         self._load_files()
@@ -606,21 +622,21 @@ class LlmdeckApp(App):
     # -- panes, filter, help -------------------------------------------------------------
 
     def show_pane(self, pane: str) -> None:
-        tabs = self.query_one(TabbedContent)
+        tabs = self.tabs
         tabs.active = pane
 
     async def action_show_pane(self, pane: str) -> None:
         self.show_pane(pane)
         if pane == "logs":
-            self.query_one(LogPane).log.focus()
+            self.log_pane.log.focus()
         elif pane == "chat":
             chat = await self._show_chat()
             if chat is not None:
                 chat.prompt.focus()
         elif pane == "downloads":
-            self.query_one("#downloads-pane").focus()
+            self.downloads_pane.focus()
         elif pane == "gauges":
-            view = self.query_one("#gauges-view", GaugesView)
+            view = self.gauges_view
             if view.snapshot is not None:
                 view.show(view.snapshot, view.history)
 
@@ -630,22 +646,22 @@ class LlmdeckApp(App):
         if pane == "chat":
             await self._show_chat()
         elif pane == "gauges":
-            view = self.query_one("#gauges-view", GaugesView)
+            view = self.gauges_view
             if view.snapshot is not None:
                 view.show(view.snapshot, view.history)
 
     def action_focus_models(self) -> None:
-        self.query_one(ModelsTable).focus()
+        self.table.focus()
 
     def action_filter(self) -> None:
-        inp = self.query_one("#filter", Input)
+        inp = self.filter_input
         inp.add_class("-shown")
         inp.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        table = self.query_one(ModelsTable)
+        table = self.table
         table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
         self._select(table.selected)
 
@@ -653,16 +669,16 @@ class LlmdeckApp(App):
     def _filter_done(self, event: Input.Submitted) -> None:
         if not self.filter_text:
             event.input.remove_class("-shown")
-        self.query_one(ModelsTable).focus()
+        self.table.focus()
 
     def action_back(self) -> None:
-        inp = self.query_one("#filter", Input)
+        inp = self.filter_input
         if inp.has_class("-shown") and (self.focused is inp or self.filter_text):
             inp.value = ""
             inp.remove_class("-shown")
-            self.query_one(ModelsTable).focus()
+            self.table.focus()
             return
-        self.query_one(ModelsTable).focus()
+        self.table.focus()
 
     def action_help(self) -> None:
         from tui.ui.screens.help import HelpScreen
@@ -690,6 +706,8 @@ class LlmdeckApp(App):
         self.call_from_thread(self._push_detail, text)
 
     def _push_detail(self, text: Text) -> None:
+        if not self._alive():
+            return
         from tui.ui.screens.detail import DetailScreen
 
         def done(where: str | None) -> None:
@@ -702,7 +720,7 @@ class LlmdeckApp(App):
 
     def action_toggle_hide_thoughts(self) -> None:
         self.hide_thoughts = not self.hide_thoughts
-        self.screen.set_class(self.hide_thoughts, "-hide-thoughts")
+        self._main.set_class(self.hide_thoughts, "-hide-thoughts")
         self.notify("thoughts hidden" if self.hide_thoughts else "thoughts shown")
 
     async def run_scoped_action(self, a: keys.Action) -> None:
@@ -718,14 +736,14 @@ class LlmdeckApp(App):
             return
         if a.scope == "logs":
             self.show_pane("logs")
-            await self.run_action(a.action, self.query_one(LogPane).log)
+            await self.run_action(a.action, self.log_pane.log)
             return
         if a.scope == "downloads":
             self.show_pane("downloads")
-            await self.run_action(a.action, self.query_one("#downloads-pane"))
+            await self.run_action(a.action, self.downloads_pane)
             return
         if a.scope == "list":
-            await self.run_action(a.action, self.query_one(ModelsTable))
+            await self.run_action(a.action, self.table)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -29,12 +29,7 @@ class GaugesView(Static):
 
     def show(self, snapshot, history=None) -> None:
         self.snapshot, self.history = snapshot, history
-        if self.display and self.is_mounted:
-            self.update(self.render_snapshot())
-
-    def on_resize(self) -> None:
-        if self.snapshot is not None:
-            self.update(self.render_snapshot())
+        self.update(self.render_snapshot())
 
     def _series(self, key: tuple) -> tuple:
         return self.history.series(key) if self.history is not None else ()
@@ -50,7 +45,7 @@ class GaugesView(Static):
 
         def line(label: str, pct: float | None, figures: str, key: tuple | None, top: float | None = None,
                  style: str | None = None) -> None:
-            out.append(f"{label:<5}", style="bold")
+            out.append(f"{label:<6}", style="bold")
             out.append_text(bar(pct, bw))
             out.append(f" {figures:<25}", style=style or pct_style(pct))
             if key is not None and sw > 0:

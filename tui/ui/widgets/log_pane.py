@@ -16,10 +16,13 @@ Errors and warnings are highlighted (``logfiles.ERROR_RE`` plus warning words).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 
-from rich.highlighter import RegexHighlighter
+from rich.highlighter import Highlighter
+from rich.style import Style
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -28,17 +31,31 @@ from textual.worker import get_current_worker
 
 from tui.ui import keys
 from tui.ui.messages import LogsPending
+from tui.ui.widgets.format import short_path
 
 
-class LogHighlighter(RegexHighlighter):
-    base_style = "log."
-    highlights = [
-        r"(?P<error>(?i:\b(?:error|failed|fatal|exiting due to|out of memory|GGML_ASSERT|Traceback|"
-        r"crashed|killed)\b.*))",
-        r"(?P<warn>(?i:\b(?:warn|warning|deprecated)\b.*))",
-        r"(?P<banner>^(?:=====|-----) llmdeck:.*)",
-        r"(?P<ready>(?:server is listening|model loaded|all slots are idle).*)",
-    ]
+class LogHighlighter(Highlighter):
+    """Errors red, warnings yellow, llmdeck's run banners and readiness lines in colour.
+
+    Styles are concrete (not theme names): the Log renders with the app's console, whose
+    theme has no ``log.*`` names.
+    """
+
+    RULES = (
+        (re.compile(r"(?i)\b(?:error|errors|failed|fatal|exiting due to|out of memory|GGML_ASSERT|Traceback|"
+                    r"crashed|killed|abort(?:ed)?)\b.*"), Style(color="red", bold=True)),
+        (re.compile(r"(?i)\b(?:warn|warning|deprecated)\b.*|^\S+ W \S+.*"), Style(color="yellow")),
+        (re.compile(r"^(?:=====|-----) llmdeck:.*"), Style(color="cyan", bold=True)),
+        (re.compile(r"(?:server is listening|model loaded|all slots are idle).*"), Style(color="green")),
+    )
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        for rx, style in self.RULES:
+            m = rx.search(plain)
+            if m:
+                text.stylize(style, m.start(), m.end())
+                return
 
 
 class LogFeed:
@@ -192,7 +209,7 @@ class LogPane(Vertical):
             self.workers.cancel_group(self, "logs")
             return
         path = self.backend.log_path(name)
-        self.query_one("#log-head", Static).update(f"{name} · {path}")
+        self.query_one("#log-head", Static).update(f"{name} · {short_path(path)}")
         self.feed = LogFeed(name, self.max_lines)
         self._follow(name, self.feed)
 

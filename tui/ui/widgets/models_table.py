@@ -16,7 +16,7 @@ from tui.ui import keys
 
 #: (label, key, width): fixed widths so a cell never truncates when its text changes
 #: (80 columns: 64 of text + 16 of cell padding)
-COLUMNS = (("model", "model", 14), ("quant", "quant", 10), ("files", "files", 7), ("state", "state", 10),
+COLUMNS = (("model", "model", 13), ("quant", "quant", 10), ("files", "files", 7), ("state", "state", 11),
            ("port", "port", 5), ("VRAM", "vram", 6), ("RAM", "ram", 6), ("tok/s", "tps", 6))
 
 

@@ -1,0 +1,141 @@
+"""The logs pane: tail -F through rotation and truncation, batching, pause on scroll up with
+a new-lines badge, f/End/scroll-to-bottom resume, bounded memory, highlighting.
+
+The log is a real file read by the real ``logfiles.Follower`` (through the fake backend,
+which only supplies the path).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from rich.text import Text
+from ui_helpers import make_app, wait_until
+
+from tui.ui.widgets.log_pane import FollowLog, LogFeed, LogHighlighter
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def append(path, lines):
+    with open(path, "a") as fh:
+        fh.write("".join(f"{x}\n" for x in lines))
+
+
+async def open_logs(pilot, app, name="smollm2"):
+    app.table.select(name)
+    await wait_until(pilot, lambda: app.log_pane.model == name and app.log_pane.lines_written >= 7,
+                     what="backlog shown")
+    await pilot.press("l")
+    await wait_until(pilot, lambda: isinstance(app.focused, FollowLog))
+
+
+async def test_follows_appends_rotation_and_truncation(tmp_path, monkeypatch):
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app)
+        lines = app.log_pane.log.lines
+        append(log, [f"appended {i}" for i in range(3)])
+        await wait_until(pilot, lambda: lines[-1:] == ["appended 2"], what="appended lines")
+        # rotation (the supervisor moves x.log to x.log.1 and starts a new file)
+        os.replace(log, log.with_name("smollm2.log.1"))
+        append(log, ["new run line 1", "new run line 2"])
+        await wait_until(pilot, lambda: app.log_pane.log.lines[-1:] == ["new run line 2"], what="after rotation")
+        # truncation (size drops below the offset)
+        log.write_text("")
+        append(log, ["after truncate"])
+        await wait_until(pilot, lambda: app.log_pane.log.lines[-1:] == ["after truncate"], what="after truncation")
+
+
+async def test_scroll_up_pauses_badge_counts_and_f_resumes(tmp_path, monkeypatch):
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    append(log, [f"line {i}" for i in range(200)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app)
+        pane = app.log_pane
+        await wait_until(pilot, lambda: pane.log.lines[-1:] == ["line 199"])
+        assert not pane.paused
+        await pilot.press("k")  # scroll up: following stops
+        assert pane.paused
+        n_before = pane.log.line_count
+        append(log, [f"more {i}" for i in range(25)])
+        await wait_until(pilot, lambda: pane.feed.waiting == 25, what="lines waiting")
+        badge = str(pane.query_one("#log-badge").render())
+        assert "25 new lines" in badge and pane.query_one("#log-badge").has_class("-shown")
+        assert pane.log.line_count == n_before  # nothing written while paused
+        await pilot.press("f")
+        assert not pane.paused and pane.log.lines[-1] == "more 24"
+        assert not pane.query_one("#log-badge").has_class("-shown")
+        # g/home: to the top (pauses); end resumes
+        await pilot.press("g")
+        assert pane.paused and pane.log.scroll_y == 0
+        append(log, ["x1"])
+        await wait_until(pilot, lambda: pane.feed.waiting == 1)
+        await pilot.press("end")
+        assert not pane.paused and pane.log.lines[-1] == "x1"
+        # k then j back to the bottom resumes too
+        await pilot.press("k")
+        assert pane.paused
+        await pilot.press("j", "j")
+        await wait_until(pilot, lambda: not pane.paused, what="resume at the bottom")
+
+
+async def test_paused_lines_are_bounded_and_skips_are_marked(tmp_path, monkeypatch):
+    feed = LogFeed("m", max_lines=100)
+    feed.push([f"a{i}" for i in range(60)])
+    feed.push([f"b{i}" for i in range(190)])
+    assert feed.waiting == 250
+    lines, dropped = feed.drain()
+    assert len(lines) == 100 and lines[-1] == "b189" and dropped == 150
+    assert feed.waiting == 0
+
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app)
+        pane = app.log_pane
+        pane.feed._lines = type(pane.feed._lines)(pane.feed._lines, maxlen=50)  # a small buffer
+        await pilot.press("k")
+        append(log, [f"flood {i}" for i in range(120)])
+        await wait_until(pilot, lambda: pane.feed.total >= 120, what="flood read")
+        assert len(pane.feed._lines) == 50  # bounded while paused
+        await pilot.press("f")
+        text = pane.log.lines
+        assert text[-1] == "flood 119"
+        assert any("70 lines skipped while paused" in x for x in text)
+
+
+async def test_a_large_log_is_not_read_whole(tmp_path, monkeypatch):
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    with open(log, "a") as fh:  # ~40 MB
+        block = "".join(f"0.00.{i:06d} I srv  slot update: id 0 | task {i} | n_past = {i}\n" for i in range(10_000))
+        for _ in range(60):
+            fh.write(block)
+    import time
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        t0 = time.monotonic()
+        await open_logs(pilot, app)
+        # the backlog only (the last 200 lines), read from the end, at once
+        assert time.monotonic() - t0 < 3
+        assert app.log_pane.log.line_count <= 201
+        assert app.log_pane.log.lines[-1].endswith("n_past = 9999")
+        assert app.log_pane.feed.total <= 201
+
+
+def test_errors_and_warnings_are_highlighted():
+    h = LogHighlighter()
+    for line, colour in [("0.00.020.000 E llama_model_load: error loading model: x", "red"),
+                         ("0.00.015.196 W srv  llama_server: security: no API key", "yellow"),
+                         ("===== llmdeck: 2026-01-01 smollm2: starting =====", "cyan"),
+                         ("srv  llama_server: model loaded", "green")]:
+        t = Text(line)
+        h.highlight(t)
+        assert t.spans and t.spans[0].style.color.name == colour, line
+    t = Text("0.00.001 I srv  update_slots: all good")
+    h.highlight(t)
+    assert t.spans == []
