@@ -313,24 +313,23 @@ class Sampler:
             self._stop.wait(max(0.0, next_t - now))
 
 
-def supervisor_servers(registry, *, every: float = 2.0,
-                       states: Iterable[str] = ("starting", "loading", "ready", "unhealthy", "external"),
-                       ) -> Callable[[], list[ServerRef]]:
-    """A ``servers`` callable over ``supervisor.status(registry)``, re-read at most every ``every`` s.
+def supervisor_servers(registry, *, every: float = 2.0) -> Callable[[], list[ServerRef]]:
+    """A ``servers`` callable over the supervisor's view of ``registry``, re-read every ``every`` s.
 
-    ``supervisor.status`` probes each server's /health, so it is not called on every sample.
+    Local servers come from their pid files (``supervisor.status(registry, probe=False)``: no
+    /health probe, so this stays cheap); ``external`` models are always listed (no PID, their
+    endpoints are scraped and show ``unreachable`` when nothing answers).
     """
     from tui.core import supervisor
 
-    keep = set(states)
     cache: dict[str, Any] = {"at": -1e18, "refs": []}
 
     def servers() -> list[ServerRef]:
         now = time.monotonic()
         if now - cache["at"] >= every:
             refs = []
-            for st in supervisor.status(registry):
-                if st.state not in keep:
+            for st in supervisor.status(registry, probe=False):
+                if not (st.pid or st.engine == "external"):
                     continue
                 key = None
                 try:

@@ -1,0 +1,401 @@
+"""The GPU check: llmdeck's per-model VRAM and GPU gauges against nvidia-smi, on a real GPU.
+
+Run by ``scripts/gpu-check.sh run`` on a machine with an NVIDIA GPU (no internet needed):
+
+1. writes a random-weight llama GGUF with the gguf-py of the carried llama.cpp source
+   (tokenizer copied from ``models/ggml-vocab-llama-spm.gguf``; ~1.1 GB of f16 weights);
+2. starts it through llmdeck (``llmdeck --registry … start gpu-a --wait``) with
+   ``n_gpu_layers`` 99, using the CUDA llama-server built by the shell script;
+3. compares ``llmdeck status --json`` (per-model VRAM) with ``nvidia-smi
+   --query-compute-apps=pid,used_memory`` for the server's PID (must agree within 1 %), and
+   ``llmdeck gpus --json`` with ``nvidia-smi --query-gpu=…`` (name, UUID, memory, power,
+   temperature, utilisation, within the tolerances printed);
+4. starts a second model, runs the sampler for a few seconds while one model generates
+   (live tokens/s, per-model VRAM/RSS, GPU utilisation), times ``llmdeck status``;
+5. runs ``benchmarks/bench_sampler.py`` against the two running models, stops both.
+
+Prints a report and writes it to ``<out>/gpu-check-report.txt``. Exit 0 when every check passed.
+``--tiny`` writes a small model instead (a CPU smoke test of the script itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT: list[str] = []
+FAILED: list[str] = []
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    REPORT.append(line)
+
+
+def check(name: str, ok: bool, detail: str) -> None:
+    say(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+    if not ok:
+        FAILED.append(name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def llmdeck(reg: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui", "--registry", str(reg), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# -- 1. the model ---------------------------------------------------------------------------
+
+def write_model(src: Path, path: Path, tiny: bool) -> dict:
+    sys.path.insert(0, str(src / "gguf-py"))
+    import numpy as np
+
+    import gguf
+
+    if tiny:
+        n_embd, n_layer, n_ff, n_head = 256, 2, 512, 4
+    else:  # 2·32000·2048 + 8·(4·2048² + 3·2048·5632) ≈ 542 M parameters ≈ 1.08 GB of f16
+        n_embd, n_layer, n_ff, n_head = 2048, 8, 5632, 16
+    vocab = gguf.GGUFReader(src / "models" / "ggml-vocab-llama-spm.gguf")
+    tokens = vocab.fields["tokenizer.ggml.tokens"]
+    n_vocab = len(tokens.data)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("llmdeck-gpu-check-random")
+    w.add_context_length(4096)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    for name, field in vocab.fields.items():
+        if not name.startswith("tokenizer."):
+            continue
+        vtype = field.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(name, field.contents(), vtype, sub_type=field.types[-1])
+        else:
+            w.add_key_value(name, field.contents(), vtype)
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+
+    ones = lambda n: np.ones(n, dtype=np.float32)  # noqa: E731
+    w.add_tensor("token_embd.weight", rand(n_vocab, n_embd))
+    w.add_tensor("output_norm.weight", ones(n_embd))
+    w.add_tensor("output.weight", rand(n_vocab, n_embd))
+    for i in range(n_layer):
+        b = f"blk.{i}."
+        w.add_tensor(b + "attn_norm.weight", ones(n_embd))
+        for t in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            w.add_tensor(b + t + ".weight", rand(n_embd, n_embd))
+        w.add_tensor(b + "ffn_norm.weight", ones(n_embd))
+        w.add_tensor(b + "ffn_gate.weight", rand(n_ff, n_embd))
+        w.add_tensor(b + "ffn_up.weight", rand(n_ff, n_embd))
+        w.add_tensor(b + "ffn_down.weight", rand(n_embd, n_ff))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return {"n_vocab": n_vocab, "n_embd": n_embd, "n_layer": n_layer, "n_ff": n_ff,
+            "bytes": path.stat().st_size}
+
+
+# -- nvidia-smi -----------------------------------------------------------------------------
+
+def smi(*query: str) -> list[list[str]]:
+    out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True,
+                         text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"nvidia-smi {' '.join(query)} failed: {out.stderr.strip() or out.stdout.strip()}")
+    return [[c.strip() for c in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
+
+
+def smi_apps() -> dict[int, int]:
+    return {int(pid): int(mib) for pid, mib in smi("--query-compute-apps=pid,used_memory")}
+
+
+GPU_FIELDS = "index,name,uuid,memory.used,memory.total,utilization.gpu,temperature.gpu,power.draw,power.limit"
+
+
+def num(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None  # "[N/A]", "[Not Supported]"
+
+
+MiB = 1 << 20
+
+
+def mib(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v / MiB:.{digits}f}"
+
+
+def compare_gauges(ours: dict, theirs: list[str]) -> None:
+    idx, name, uuid, used, total, util, temp, power, limit = theirs
+    g = ours
+    i = g["index"]
+    check(f"gpu{i} name", g["name"] == name, f"llmdeck {g['name']!r} / nvidia-smi {name!r}")
+    check(f"gpu{i} uuid", g["uuid"] == uuid, f"llmdeck {g['uuid']} / nvidia-smi {uuid}")
+    t = g["memory_total_bytes"] / MiB
+    check(f"gpu{i} memory.total", abs(t - float(total)) <= 1, f"llmdeck {t:.1f} MiB / nvidia-smi {total} MiB")
+    u = g["memory_used_bytes"] / MiB
+    tol = max(8.0, 0.01 * float(used))
+    check(f"gpu{i} memory.used", abs(u - float(used)) <= tol,
+          f"llmdeck {u:.1f} MiB / nvidia-smi {used} MiB (tolerance {tol:.0f} MiB: read a moment apart)")
+    if num(util) is not None and g["utilization_percent"] is not None:
+        check(f"gpu{i} utilization", abs(g["utilization_percent"] - float(util)) <= 15,
+              f"llmdeck {g['utilization_percent']} % / nvidia-smi {util} % (±15: sampled at different instants)")
+    else:
+        check(f"gpu{i} utilization", (num(util) is None) == (g["utilization_percent"] is None),
+              f"llmdeck {g['utilization_percent']} / nvidia-smi {util} (both n/a)")
+    check(f"gpu{i} temperature", abs(g["temperature_c"] - float(temp)) <= 2,
+          f"llmdeck {g['temperature_c']} °C / nvidia-smi {temp} °C (±2)")
+    p = g["power_w"]
+    check(f"gpu{i} power.draw", abs(p - float(power)) <= max(10.0, 0.1 * float(power)),
+          f"llmdeck {p:.1f} W / nvidia-smi {power} W (±10 % or 10 W: instantaneous)")
+    lim = g["power_limit_w"]
+    check(f"gpu{i} power.limit", abs(lim - float(limit)) <= 1, f"llmdeck {lim:.1f} W / nvidia-smi {limit} W")
+
+
+def chat_load(base: str, stop: threading.Event) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "Count."}], "max_tokens": 256,
+                       "ignore_eos": True}).encode()
+    while not stop.is_set():
+        req = urllib.request.Request(base + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=60).read()
+        except OSError:
+            time.sleep(0.2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", required=True, type=Path, help="the llama.cpp source tree (for gguf-py, vocab)")
+    ap.add_argument("--binary", required=True, type=Path, help="the llama-server to run")
+    ap.add_argument("--out", required=True, type=Path, help="where the report goes")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/llmdeck-gpu-check"))
+    ap.add_argument("--tiny", action="store_true", help="a small model (smoke test without a GPU)")
+    ap.add_argument("--ngl", type=int, default=99)
+    ap.add_argument("--no-bench", action="store_true")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    a.work.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+
+    say("== llmdeck GPU check ==")
+    gpu = shutil.which("nvidia-smi") is not None
+    if gpu:
+        for line in subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines():
+            say(line)
+    t = time.monotonic()
+    gguf_path = a.work / ("random-llama-tiny.gguf" if a.tiny else "random-llama-1b.gguf")
+    info = write_model(a.src, gguf_path, a.tiny)
+    say(f"model: {gguf_path.name}, {info['bytes'] / MiB:.0f} MiB, n_vocab {info['n_vocab']}, n_embd "
+        f"{info['n_embd']}, n_layer {info['n_layer']}, n_ff {info['n_ff']} (written in {time.monotonic() - t:.1f} s)")
+
+    reg = a.work / "models.json"
+    models = {name: {"model_path": str(gguf_path), "alias": name, "default_port": free_port(),
+                     "params": {"n_gpu_layers": a.ngl, "ctx_size": 4096, "parallel": 2, "threads": 4}}
+              for name in ("gpu-a", "gpu-b")}
+    reg.write_text(json.dumps({"settings": {"llama_server": str(a.binary), "stop_grace_s": 10},
+                               "models": models}, indent=2))
+    try:
+        return run_checks(a, reg, gpu)
+    except Exception as exc:  # report what broke, keep the report and logs
+        import traceback
+
+        check("the check itself", False, f"{type(exc).__name__}: {exc}")
+        for line in traceback.format_exc().splitlines()[-12:]:
+            say("  " + line)
+        return 1
+    finally:
+        r = llmdeck(reg, "stop", "--all", timeout=60)
+        say(f"stopped all: rc {r.returncode}")
+        (a.out / "gpu-check-report.txt").write_text("\n".join(REPORT) + "\n")
+        for name in ("gpu-a", "gpu-b"):
+            log = a.work / "logs" / f"{name}.log"
+            if log.exists():
+                shutil.copy(log, a.out / f"{name}.log")
+
+
+def step(fn, *args) -> None:
+    """Run one group of checks; an exception is a FAIL with its last lines, and the rest still runs."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        import traceback
+
+        check(fn.__name__, False, f"{type(exc).__name__}: {exc}")
+        for line in traceback.format_exc().splitlines()[-8:]:
+            say("  " + line)
+
+
+def run_checks(a, reg: Path, gpu: bool) -> int:
+    t = time.monotonic()
+    r = llmdeck(reg, "start", "gpu-a", "--wait", "--timeout", "180")
+    say(f"llmdeck start gpu-a --wait: rc {r.returncode} in {time.monotonic() - t:.1f} s; "
+        f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
+    if r.returncode != 0:
+        check("start", False, r.stderr.strip()[-800:])
+        return 1
+    time.sleep(1.0)  # let allocations settle
+
+    r = llmdeck(reg, "status", "--json")
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    a_row = rows["gpu-a"]
+    pid, vram, rss = a_row["pid"], a_row.get("vram_bytes"), a_row.get("rss_bytes")
+    say(f"llmdeck status: gpu-a {a_row['state']}, pid {pid}, VRAM {mib(vram)} MiB, "
+        f"RSS {mib(rss)} MiB")
+    if gpu:
+        step(gpu_checks, reg, pid, vram)
+    else:
+        check("per-model VRAM without a GPU is n/a", vram is None, f"vram_bytes {vram}")
+    walls = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        llmdeck(reg, "status")
+        walls.append(time.perf_counter() - t0)
+    say(f"llmdeck status (1 running model, VRAM+RSS, interpreter start included): "
+        f"min {1e3 * min(walls):.0f} ms, median {1e3 * sorted(walls)[2]:.0f} ms")
+    step(sampler_checks, a, reg, gpu)
+    if not a.no_bench:
+        say("")
+        say(f"== benchmarks/bench_sampler.py (2 running models{' on the GPU' if gpu else ''}) ==")
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_sampler.py"), "--registry", str(reg)],
+                           capture_output=True, text=True, timeout=180, cwd=ROOT)
+        for line in (r.stdout + r.stderr).strip().splitlines():
+            say(line)
+        check("bench_sampler target", r.returncode == 0, f"rc {r.returncode}")
+    say("")
+    say(f"== {'ALL CHECKS PASSED' if not FAILED else 'FAILED: ' + ', '.join(FAILED)} ==")
+    return 0 if not FAILED else 1
+
+
+def gpu_checks(reg: Path, pid: int, vram: int | None) -> None:
+    from tui.core.telemetry.nvml import NvmlSource
+
+    apps = smi_apps()
+    say(f"nvidia-smi --query-compute-apps=pid,used_memory: {apps}")
+    smi_mib = apps.get(pid)
+    ok = smi_mib is not None and vram is not None and abs(vram / MiB - smi_mib) <= 0.01 * smi_mib
+    check("per-model VRAM = nvidia-smi compute-apps (±1 %)", ok,
+          f"llmdeck {mib(vram)} MiB / nvidia-smi {smi_mib} MiB for pid {pid}")
+
+    # GPU gauges, idle (stable), llmdeck gpus --json vs nvidia-smi --query-gpu
+    r = llmdeck(reg, "gpus", "--json")
+    ours = json.loads(r.stdout)
+    theirs = smi(f"--query-gpu={GPU_FIELDS}")
+    check("llmdeck gpus state", ours["state"] == "ok" and r.returncode == 0,
+          f"state {ours['state']}, driver {ours['driver']}, NVML {ours['nvml_version']}")
+    for g, row in zip(ours["gpus"], theirs):
+        try:
+            compare_gauges(g, row)
+        except (TypeError, ValueError, KeyError) as exc:  # a None where nvidia-smi has a number
+            check(f"gpu{g.get('index')} gauges", False, f"{type(exc).__name__}: {exc}; llmdeck {g}; nvidia-smi {row}")
+    procs = [p for g in ours["gpus"] for p in (g["processes"] or [])]
+    mine = [p for p in procs if p["pid"] == pid]
+    check("llmdeck gpus attributes the server to its model", bool(mine) and mine[0]["model"] == "gpu-a",
+          f"{mine}")
+
+    # which NVML memory figure nvidia-smi shows (v1 includes reserved memory, v2 does not)
+    import pynvml
+
+    pynvml.nvmlInit()
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    v1 = pynvml.nvmlDeviceGetMemoryInfo(h)
+    try:
+        v2 = pynvml.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2)
+        say(f"NVML memory v1 used {v1.used / MiB:.1f} MiB; v2 used {v2.used / MiB:.1f} MiB, reserved "
+            f"{v2.reserved / MiB:.1f} MiB; nvidia-smi memory.used {smi('--query-gpu=memory.used')[0][0]} MiB")
+    except pynvml.NVMLError as exc:
+        say(f"NVML memory v2 not available: {exc}")
+    pynvml.nvmlShutdown()
+
+    # costs: nvmlInit, one read, one nvidia-smi call, llmdeck status wall time
+    src = NvmlSource()
+    t0 = time.perf_counter()
+    src.read()
+    t1 = time.perf_counter()
+    for _ in range(20):
+        src.read()
+    t2 = time.perf_counter()
+    src.close()
+    t3 = time.perf_counter()
+    smi(f"--query-gpu={GPU_FIELDS}")
+    t4 = time.perf_counter()
+    say(f"NVML: init + first read {1e3 * (t1 - t0):.1f} ms, later read {1e3 * (t2 - t1) / 20:.2f} ms; "
+        f"one nvidia-smi --query-gpu call {1e3 * (t4 - t3):.1f} ms")
+
+
+def sampler_checks(a, reg: Path, gpu: bool) -> None:
+    """A second model, then the sampler at 2 Hz while gpu-a generates."""
+    from tui.core import registry as registry_mod
+    from tui.core.telemetry.sampler import Sampler, supervisor_servers
+
+    r = llmdeck(reg, "start", "gpu-b", "--wait", "--timeout", "180")
+    check("second model starts", r.returncode == 0, (r.stderr.strip().splitlines() or [""])[-1])
+    regobj = registry_mod.load(reg)
+    base_a = f"http://127.0.0.1:{regobj.models['gpu-a'].default_port}"
+    stop = threading.Event()
+    load = threading.Thread(target=chat_load, args=(base_a, stop), daemon=True)
+    load.start()
+    sampler = Sampler(supervisor_servers(regobj), interval=0.5)
+    snaps = []
+    sampler.subscribe(snaps.append)
+    sampler.start()
+    time.sleep(5.0)
+    sampler.stop()
+    stop.set()
+    s = snaps[-1]
+    say(f"sampler: {len(snaps)} snapshots in 5 s at 2 Hz; last one:")
+    for g in s.gpu.gpus:
+        say(f"  GPU{g.index} {g.name}: {mib(g.mem_used, 0)}/{mib(g.mem_total, 0)} MiB, util {g.util_percent} %, "
+            f"{g.temp_c} °C, {g.power_w}/{g.power_limit_w} W, processes (pid, MiB) "
+            f"{[(p.pid, mib(p.used_bytes, 0)) for p in g.processes or ()]}")
+    for m in s.models:
+        u, st = m.usage, m.server
+        say(f"  {m.name}: pid {m.pid}, VRAM {mib(u.vram_bytes, 0)} MiB, RSS "
+            f"{mib(u.rss_bytes, 0)} MiB, CPU {u.cpu_percent} %, tokens/s "
+            f"{st.tokens_per_s and round(st.tokens_per_s, 1)}, busy slots {st.busy_slots}/{st.total_slots}, "
+            f"metrics {st.metrics}, slots {st.slots}")
+    say(f"  sample cost (CPU ms): " + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in s.cost))
+    tps = [x.model("gpu-a").server.tokens_per_s for x in snaps[2:] if x.model("gpu-a")]
+    check("live tokens/s while generating", any(v and v > 0 for v in tps), f"{[round(v or 0) for v in tps]}")
+    rss = [x.model("gpu-b").usage.rss_bytes for x in snaps if x.model("gpu-b")]
+    check("second model's RSS read", bool(rss) and all(v and v > 0 for v in rss[-3:]),
+          f"gpu-b RSS {mib(rss[-1], 0) if rss else 'n/a'} MiB")
+    if not gpu:
+        return
+    vr = [x.model("gpu-b").usage.vram_bytes for x in snaps if x.model("gpu-b")]
+    check("second model's VRAM attributed", bool(vr) and all(v and v > 0 for v in vr[-3:]),
+          f"gpu-b VRAM {mib(vr[-1], 0) if vr else 'n/a'} MiB")
+    apps = smi_apps()
+    for m in s.models:
+        if m.pid in apps and m.usage.vram_bytes:
+            d = abs(m.usage.vram_bytes / MiB - apps[m.pid])
+            check(f"sampler VRAM of {m.name} = nvidia-smi (±1 %)", d <= 0.01 * apps[m.pid],
+                  f"{m.usage.vram_bytes / MiB:.1f} / {apps[m.pid]} MiB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
