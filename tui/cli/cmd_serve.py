@@ -30,10 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from tui.core import registry
-    from tui.router.app import make_app, serve
+    from tui.router.app import make_app, run, serve
     from tui.router.backends import RegistryBackends
 
     if not (0 <= args.port <= 65535):
@@ -63,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
              f"registry {provider.path}){' with an API key' if key else ''}")
 
     try:
-        asyncio.run(serve(make_app(provider, api_key=key), args.host, args.port, ready=ready))
+        run(serve(make_app(provider, api_key=key), args.host, args.port, ready=ready))
     except OSError as exc:
         error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               + ("; is another 'llmdeck serve' running? pass --port" if exc.errno == 98 else ""))
