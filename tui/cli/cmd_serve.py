@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def exposure_warning(host: str, port: int, key: str | None) -> str | None:
+    """The warning for a router reachable beyond this machine without a key (None: no warning)."""
+    if key or host in LOOPBACK or host.startswith("127."):
+        return None
+    return (f"serving on {host}:{port} without an API key: anyone who can reach this port can use every "
+            "running model; pass --api-key-env NAME")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from tui.core import registry
     from tui.router.app import make_app, run, serve
@@ -50,9 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             error(line)
         return EXIT_USAGE
-    if args.host not in LOOPBACK and not key:
-        warn(f"serving on {args.host}:{args.port} without an API key: anyone who can reach this port can use "
-             "every running model; pass --api-key-env NAME")
+    w = exposure_warning(args.host, args.port, key)
+    if w:
+        warn(w)
 
     def ready(addrs) -> None:
         host, port = addrs[0][:2] if addrs else (args.host, args.port)
