@@ -221,3 +221,21 @@ def test_real_pynvml_gives_a_state_never_an_exception():
     else:  # a machine with the driver (the GPU check runs these tests there too)
         assert r.state in ("ok", "no_devices", "no_driver", "driver_mismatch", "no_permission"), r
         assert r.ok == (r.state == "ok") and (r.message is None) == r.ok
+
+
+def test_without_the_library_pynvml_is_not_even_imported():
+    """``llmdeck status`` reads VRAM through this path: it must fail fast where there is no driver."""
+    import ctypes.util
+    import subprocess
+    import sys
+
+    if ctypes.util.find_library("nvidia-ml") is not None:
+        code = "from tui.core.telemetry.nvml import NvmlSource; print(NvmlSource().read().state)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+        assert out.strip() in ("ok", "no_devices", "no_driver", "driver_mismatch", "no_permission")
+        return
+    code = ("import sys, time; from tui.core.telemetry.nvml import NvmlSource; t = time.perf_counter(); "
+            "r = NvmlSource().read(); print(r.state, 'pynvml' in sys.modules, time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.split()
+    assert out[:2] == ["no_library", "False"]
+    assert float(out[2]) < 0.1  # about a millisecond; generous for a loaded CI machine

@@ -14,7 +14,9 @@ Decisions where the issue is silent:
   field (``None`` and the field's name in ``Gpu.unsupported``). CPU and RAM gauges live
   elsewhere and are unaffected.
 * A failed ``nvmlInit`` is retried at most every ``retry_s`` seconds (a driver may be loaded
-  later), so a machine without NVIDIA pays the ~1 ms of a failed load once per 30 s.
+  later), so a machine without NVIDIA pays the ~1 ms of a failed load once per 30 s. On
+  Linux the library is probed with ``ctypes`` before ``pynvml`` is imported, so a machine
+  without the driver never pays pynvml's import either (``llmdeck status`` stays fast).
 * Memory "used" is NVML's v2 figure (excludes the driver's reserved memory, as
   ``nvidia-smi`` reports it) when the driver has ``nvmlDeviceGetMemoryInfo_v2``; else v1.
 * Process lists merge compute and graphics processes per (GPU, PID); ``used_bytes`` is
@@ -25,6 +27,7 @@ Decisions where the issue is silent:
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -130,6 +133,17 @@ class NoGpuSource:
         pass
 
 
+def _nvml_loadable() -> bool:
+    """Whether libnvidia-ml.so.1 loads (the name pynvml loads on Linux); ~0.3 ms when it does not."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def _code(exc: BaseException) -> int | None:
     return getattr(exc, "value", None)
 
@@ -181,6 +195,8 @@ class NvmlSource:
         now = self._clock()
         if self._failed is not None and now - self._failed_at < self._retry_s:
             return self._failed
+        if self._lib is None and sys.platform.startswith("linux") and not _nvml_loadable():
+            return self._fail("no_library")  # without importing pynvml (~20 ms): status stays fast
         try:
             lib = self.lib
         except ImportError:  # nvidia-ml-py not installed (it is a dependency, but be safe)

@@ -32,10 +32,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psutil
 
-from tui.core.telemetry.nvml import GpuReading
+if TYPE_CHECKING:  # only for annotations: status imports this module without the NVML layer
+    from tui.core.telemetry.nvml import GpuReading
 
 _PROC = "/proc"
 
