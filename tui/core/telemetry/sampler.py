@@ -23,7 +23,13 @@ Decisions where the issue is silent:
 * History keeps ``history_s / interval`` points per series (default 300 at 1 Hz, ~5
   minutes). Every series gets a point (None when absent) at every sample so series stay
   aligned with ``history.times()``; a model's series are dropped once the model has been
-  absent for a whole window, so memory stays bounded.
+  absent for a whole window, so memory stays bounded. Series keys:
+  ``("gpu", i, "mem_used" | "util" | "power" | "temp")``, ``("system", "cpu" | "ram_used" |
+  "swap_used")``, ``("model", name, "vram" | "rss" | "cpu" | "tokens_per_s" |
+  "prompt_tokens_per_s" | "busy_slots" | "kv_cache_usage")``.
+* The sampler is the only scraper of the servers' ``/metrics`` (a scrape resets
+  llama-server's averaged gauges): front ends read its snapshots instead of scraping.
+* ``servers()`` items are :class:`ServerRef` or tuples ``(name, pid, base_url[, api_key])``.
 """
 
 from __future__ import annotations
