@@ -630,3 +630,59 @@ def split_gguf(src: Path, folder: Path, count: int) -> list[Path]:
                 fh.write(b)
         out.append(p)
     return out
+
+
+# --- the repos the download tests and the benchmark use ----------------------------------------
+
+MIB = 1 << 20
+
+
+def populate(root: Path, *, smollm: Path | None = None) -> dict[str, str]:
+    """Fill ``root`` with test repos; returns model name -> repo id.
+
+    * ``unsloth/Tiny-GGUF``: ``Q4_K_M/`` 3 shards, ``UD-IQ2_XXS/`` 2 shards, root ``Tiny-Q8_0.gguf``
+      and ``mmproj-F16.gguf``, README/config, and a virtual 1 PB ``Huge/`` quant.
+    * ``unsloth/Big-GGUF``: one 8 MiB file in ``Q4_K_M/`` (for kill/cancel mid-file).
+    * ``secret/Private-GGUF``: private (needs the server's token).
+    * ``HuggingFaceTB/SmolLM2-GGUF``: the real SmolLM2 split in 2 shards (when ``smollm`` is given).
+    """
+    tiny = root / "unsloth" / "Tiny-GGUF"
+    write_split_model(tiny / "Q4_K_M", "Tiny-Q4_K_M", 3, shard_bytes=3 * MIB // 2, seed=1)
+    write_split_model(tiny / "UD-IQ2_XXS", "Tiny-UD-IQ2_XXS", 2, shard_bytes=MIB, seed=2)
+    write_gguf(tiny / "Tiny-Q8_0.gguf", model_kv(file_type=7), [("w", (1 << 18,), 0, _rand(3)(1 << 20))])
+    write_gguf(tiny / "mmproj-F16.gguf", {"general.architecture": "clip"}, [("v", (64,), 0, bytes(256))])
+    (tiny / "README.md").write_text("# Tiny\n")
+    (tiny / "config.json").write_text('{"model_type": "glm4_moe"}\n')
+    huge = {f"Huge/Tiny-Huge-0000{i}-of-00002.gguf": {"size": 10**15 // 2, "sha256": f"{i:064x}"} for i in (1, 2)}
+    (tiny / ".hubmeta.json").write_text(json.dumps({"virtual": huge, "gguf": {"architecture": "glm4moe"}}))
+
+    big = root / "unsloth" / "Big-GGUF"
+    write_gguf(big / "Q4_K_M" / "Big-Q4_K_M.gguf", model_kv(), [("w", (2 * MIB,), 0, _rand(4)(8 * MIB))])
+
+    private = root / "secret" / "Private-GGUF"
+    write_gguf(private / "Q4_0" / "Private-Q4_0.gguf", model_kv(), [("w", (1024,), 0, _rand(5)(4096))])
+    (private / ".hubmeta.json").write_text('{"private": true}')
+
+    repos = {"tiny": "unsloth/Tiny-GGUF", "big": "unsloth/Big-GGUF", "private": "secret/Private-GGUF"}
+    if smollm is not None:
+        split_gguf(smollm, root / "HuggingFaceTB" / "SmolLM2-GGUF" / "Q4_1", 2)
+        repos["smollm"] = "HuggingFaceTB/SmolLM2-GGUF"
+    return repos
+
+
+def registry_json(models_dir: Path) -> dict[str, Any]:
+    """models.json for :func:`populate`'s repos (plus a repo that does not exist)."""
+    return {
+        "settings": {"models_dir": str(models_dir)},
+        "models": {
+            "tiny": {"repo_id": "unsloth/Tiny-GGUF", "default_quant": "Q4_K_M",
+                     "quants": {"Q4_K_M": {"pattern": "Q4_K_M/*.gguf", "size_gb": 0.005},
+                                "UD-IQ2_XXS": {"size_gb": 0.002}, "Q8_0": {},
+                                "Huge": {"pattern": "Huge/*.gguf", "size_gb": 1000000}}},
+            "big": {"repo_id": "unsloth/Big-GGUF", "default_quant": "Q4_K_M", "quants": {"Q4_K_M": {}}},
+            "private": {"repo_id": "secret/Private-GGUF", "default_quant": "Q4_0", "quants": {"Q4_0": {}}},
+            "ghost": {"repo_id": "unsloth/Nope-GGUF", "default_quant": "Q4_0", "quants": {"Q4_0": {}}},
+            "smollm": {"repo_id": "HuggingFaceTB/SmolLM2-GGUF", "default_quant": "Q4_1",
+                       "quants": {"Q4_1": {"pattern": "Q4_1/*.gguf"}}},
+        },
+    }

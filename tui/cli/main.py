@@ -20,6 +20,7 @@ from tui.cli.output import EXIT_FAIL, EXIT_USAGE, error
 COMMAND_MODULES = [
     "tui.cli.cmd_models",
     "tui.cli.cmd_servers",
+    "tui.cli.cmd_download",
     "tui.cli.cmd_serve",
     "tui.cli.cmd_telemetry",
 ]

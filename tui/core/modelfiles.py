@@ -118,3 +118,83 @@ def local_files(registry: "Registry", model: "Model", quant: str | None = None) 
                                                       ("incomplete" if files else "missing"))
     return LocalFiles(status, first=first, files=files, missing=sorted(set(missing)),
                       partial_bytes=pbytes, bytes=sum(f.stat().st_size for f in files), where=d)
+
+
+#: written in a quant folder by ``llmdeck download``: repo, commit, and every file with its size
+MANIFEST_NAME = ".llmdeck-download.json"
+
+
+@dataclass
+class QuantDownload:
+    """How much of one quant is on disk (for ``llmdeck list`` and the TUI)."""
+
+    status: str  # "present" (complete), "partial" (some bytes or some files), "missing"
+    bytes_done: int
+    bytes_total: int | None  # exact when a download was planned here, else from size_gb, else None
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total}
+
+
+def _manifest(d: Path) -> dict | None:
+    import json
+
+    try:
+        m = json.loads((d / MANIFEST_NAME).read_text())
+        return m if isinstance(m, dict) and isinstance(m.get("files"), list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def quant_download(registry: "Registry", model: "Model", quant: str) -> QuantDownload:
+    """Download state of one quant, from the disk only (no network).
+
+    With the manifest a download left: each listed file counts its final size when complete,
+    else its ``.part`` bytes. Without one (files put there by hand or another tool):
+    :func:`local_files` decides, and the total comes from the quant's ``size_gb``.
+    """
+    d = quant_dir(registry, model, quant)
+    q = model.quant(quant)
+    m = _manifest(d) if d.is_dir() else None
+    if m is not None:
+        done, complete = 0, True
+        total = 0
+        for f in m["files"]:
+            try:
+                name, size = str(f["name"]), int(f["size"])
+            except (KeyError, TypeError, ValueError):
+                m = None
+                break
+            total += size
+            final, part = d / name, d / (name + PARTIAL_SUFFIX)
+            if final.is_file() and final.stat().st_size == size:
+                done += size
+                continue
+            complete = False
+            if part.is_file():
+                done += min(part.stat().st_size, size)
+        if m is not None:
+            status = "present" if complete else ("partial" if done else "missing")
+            return QuantDownload(status, done, total)
+    lf = local_files(registry, model, quant)
+    done = lf.bytes + lf.partial_bytes
+    total = int(q.size_gb * 1e9) if q and q.size_gb else (lf.bytes if lf.status == "present" else None)
+    status = "present" if lf.status == "present" else ("partial" if done else "missing")
+    return QuantDownload(status, done, total)
+
+
+def download_status(registry: "Registry", model: "Model") -> dict[str, dict]:
+    """Per quant of ``model``: ``{"status", "bytes_done", "bytes_total"}`` (see :func:`quant_download`).
+
+    Covers the registered quants and any other quant folder a download left a manifest in.
+    Models with ``model_path`` (files managed by the user) have no downloads: ``{}``.
+    """
+    if model.model_path:
+        return {}
+    names = list(model.quants)
+    base = quant_dir(registry, model, "x").parent
+    if base.is_dir():
+        for d in sorted(base.iterdir()):
+            if d.is_dir() and d.name not in names and (d / MANIFEST_NAME).is_file():
+                names.append(d.name)
+    return {q: quant_download(registry, model, q).as_dict() for q in names}
