@@ -170,3 +170,17 @@ def test_real_llama_server_rss_and_fake_gpu_vram(llama_server, smollm_gguf):
     nolib.fail("nvmlInit", 12)
     u3 = per_model_usage([pid], source=NvmlSource(nolib))[pid]
     assert u3.vram_bytes is None and u3.rss_bytes > 0.8 * size and u3.note is None
+
+
+def test_full_rescan_refreshes_parents_and_forgets_the_dead():
+    table = ProcessTable(rescan_every=2)
+    table.refresh()
+    p = subprocess.Popen(["sleep", "30"])
+    table.refresh()  # the 2nd refresh is a full rescan: every stat is read again
+    assert p.pid in table.tree(os.getpid())
+    assert table.usage([p.pid])[2] == [p.pid]
+    p.kill()
+    p.wait()
+    table.refresh()
+    table.refresh()
+    assert p.pid not in table.pids and p.pid not in table._procs

@@ -80,9 +80,7 @@ class ProcessTable:
 
     def refresh(self) -> None:
         self._refreshes += 1
-        if self.rescan_every and self._refreshes % self.rescan_every == 0:
-            self._ppid.clear()
-            self._start.clear()
+        full = bool(self.rescan_every) and self._refreshes % self.rescan_every == 0
         if self.linux:
             try:
                 now = {int(n) for n in os.listdir(self.proc_root) if n.isdigit()}
@@ -90,10 +88,14 @@ class ProcessTable:
                 now = set()
             for pid in self._ppid.keys() - now:
                 self._forget(pid)
-            for pid in now - self._ppid.keys():
+            for pid in (now if full else now - self._ppid.keys()):
                 st = _read_stat(pid, self.proc_root)
-                if st is not None:
-                    self._ppid[pid], self._start[pid] = st
+                if st is None:
+                    self._forget(pid)
+                    continue
+                if pid in self._start and self._start[pid] != st[1]:
+                    self._forget(pid)  # the PID was recycled between two refreshes
+                self._ppid[pid], self._start[pid] = st
         else:  # pragma: no cover — macOS/BSD: psutil does the scan
             now_map = {p.pid: p.info["ppid"] for p in psutil.process_iter(["ppid"])}
             for pid in self._ppid.keys() - now_map.keys():
