@@ -87,6 +87,12 @@ class ActionsProvider(Provider):
         return run
 
 
+class FilterInput(Input):
+    """The ``/`` filter; its footer says how to leave it."""
+
+    BINDINGS = [Binding("escape", "app.back", "clear filter")]
+
+
 class LlmdeckApp(App):
     """``LlmdeckApp(registry)``; tests pass ``backend=`` (same methods as ui.backend.Backend)."""
 
@@ -138,7 +144,7 @@ class LlmdeckApp(App):
         yield Static(self._title_text(), id="title")
         with Container(id="body"):
             with Vertical(id="left"):
-                yield Input(placeholder="filter models (enter keeps, esc clears)", id="filter")
+                yield FilterInput(placeholder="filter models (enter keeps, esc clears)", id="filter")
                 yield ModelsTable(id="models")
                 yield GaugesView(compact=True, id="side-gauges")
             with TabbedContent(id="panes", initial=self.initial_pane):

@@ -28,6 +28,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, Input, Markdown, Static
 
@@ -43,7 +44,8 @@ def pane_id(model: str) -> str:
 class PromptInput(Input):
     """The prompt line; ``up``/``down`` walk this session's earlier prompts."""
 
-    BINDINGS = [("up", "history(-1)", "previous prompt"), ("down", "history(1)", "next prompt")]
+    BINDINGS = [Binding("up", "history(-1)", "previous prompt", show=False),
+                Binding("down", "history(1)", "next prompt", show=False)]
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -81,18 +83,22 @@ class ThinkingBlock(Vertical):
     def set_label(self, text: str) -> None:
         self.query_one(".think-label", Static).update(text)
 
+    words = 0
+
     def collapse(self, words: int) -> None:
+        self.words = words
         self.add_class("-collapsed")
-        self.set_label(f"▸ thoughts ({words} words) · ctrl+y shows them")
+        self._label()
+
+    def _label(self) -> None:
+        if self.has_class("-collapsed"):
+            self.set_label(f"▸ thoughts ({self.words} words) · ctrl+y shows them")
+        else:
+            self.set_label(f"▾ thoughts ({self.words} words) · ctrl+y hides them")
 
     def toggle(self) -> None:
         self.toggle_class("-collapsed")
-        label = self.query_one(".think-label", Static)
-        text = str(label.render())
-        if self.has_class("-collapsed"):
-            label.update(text.replace("▾", "▸", 1))
-        else:
-            label.update(text.replace("▸", "▾", 1))
+        self._label()
 
     def on_click(self) -> None:
         self.toggle()
@@ -254,8 +260,7 @@ class ChatPane(Vertical):
         think = "thinking auto" if thinking is None else ("thinking on" if thinking else "thinking off")
         state = getattr(self, "state", "…")
         self.query_one(".chat-head", Static).update(
-            Text.assemble((self.model, "bold"), f" · {state} · {think} · ",
-                          ("ctrl+t thinking · ctrl+n new · ctrl+o copy · esc cancel", "dim")))
+            Text.assemble((self.model, "bold"), f" · {state} · {think}"))
 
     # -- sending -------------------------------------------------------------------------
 
