@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 from urllib.parse import urlsplit
@@ -587,7 +588,7 @@ class StreamClient:
                     rec.error, rec.end = f"connect to {self.host}:{self.port} timed out", monotonic()
                     return rec
                 except OSError as exc:
-                    why = exc.strerror or str(exc) or type(exc).__name__
+                    why = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
                     rec.error, rec.end = f"cannot connect to {self.host}:{self.port}: {why}", monotonic()
                     return rec
             outcome = await conn.begin(rec, request, self.timeout_s)
