@@ -107,9 +107,24 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
         return False, f"pid file has no identity (seed format); pid {rec.pid} ({pname}) not adopted"
     if rec.create_time is not None and abs(ctime - rec.create_time) > 0.05:
         return False, f"pid {rec.pid} is now another process ({pname}, started later)"
-    if rec.cmdline and cmd != rec.cmdline:
+    if rec.cmdline and not _same_command(cmd, rec.cmdline):
         return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
     return True, None
+
+
+def _same_command(actual: list[str], launched: list[str]) -> bool:
+    """Whether a process's command line is the one launched. A script started through its
+    ``#!`` line (``vllm serve …``, a pip console script) shows up as its interpreter, maybe one
+    interpreter argument, then the script's path, then the arguments launched."""
+    if actual == launched:
+        return True
+    if not launched:
+        return False
+    rest = launched[1:]
+    if rest and actual[len(actual) - len(rest):] != rest:
+        return False
+    head = actual[:len(actual) - len(rest)]
+    return 2 <= len(head) <= 3 and os.path.basename(head[-1]) == os.path.basename(launched[0])
 
 
 def _watcher_alive(pid: int | None) -> bool:
