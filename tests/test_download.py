@@ -346,3 +346,31 @@ def test_events_iterator_stops_the_transfer_when_the_consumer_leaves(reg, srv):
     assert dl.cancel.is_set() and dl.result.cancelled
     assert plan.files[0].part.exists() and not plan.files[0].dest.exists()
     assert threading.active_count() < 20
+
+
+def test_unwritable_models_dir_and_events_raise_one_line_errors(reg, srv, tmp_path):
+    plan = plan_for(reg, "big", read_header=False)
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the models folder should be")
+    with pytest.raises(DownloadError) as exc:
+        list(Download(plan, token="").events())
+    assert "cannot write there" in str(exc.value) and "models_dir" in str(exc.value)
+    huge = plan_for(reg, "tiny", "Huge", read_header=False)
+    with pytest.raises(NotEnoughSpace):
+        list(Download(huge, token="").events())
+
+
+def test_small_non_lfs_files_are_checked_against_the_git_blob_sha1(reg, srv):
+    plan = plan_for(reg, "tiny", "Extras")  # files: README.md, config.json (served 200, no redirect)
+    assert [f.path for f in plan.files] == ["README.md", "config.json"]
+    assert all(f.sha256 is None and f.blob_id for f in plan.files)
+    assert plan.header is None and plan.header_error is None
+    srv.corrupt = {"unsloth/Tiny-GGUF/config.json"}
+    res = Download(plan, token="").run()
+    assert res.done == ["README.md"] and "git sha1 mismatch" in res.failed["config.json"]
+    assert not (plan.target / "config.json").exists()
+    srv.corrupt = set()
+    res = Download(plan_for(reg, "tiny", "Extras"), token="").run()
+    assert res.ok
+    assert (plan.target / "config.json").read_text() == (srv.root / "unsloth/Tiny-GGUF/config.json").read_text()
+    assert srv.requests("GET", "/cdn/") == []  # small files come straight from /resolve

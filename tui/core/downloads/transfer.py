@@ -293,8 +293,12 @@ class Download:
         plan.refresh()
         if not self.force:
             plan.check_space()
-        plan.target.mkdir(parents=True, exist_ok=True)
-        plan.write_manifest()
+        try:
+            plan.target.mkdir(parents=True, exist_ok=True)
+            plan.write_manifest()
+        except OSError as exc:
+            raise DownloadError(f"{plan.target}: cannot write there: {exc.strerror or exc}; "
+                                "check models_dir in models.json") from None
         for pf in plan.files:
             pf.refresh()
             self._done[pf.name] = pf.have if pf.state != "present" else pf.size
@@ -325,13 +329,18 @@ class Download:
         return self.result
 
     def events(self) -> Iterator[Progress]:
-        """Run in a background thread and yield its events; ``self.result`` is set at the end."""
+        """Run in a background thread and yield its events; ``self.result`` is set at the end.
+        What :meth:`run` would raise (e.g. :class:`NotEnoughSpace`) is raised after the last event."""
         q: queue.Queue = queue.Queue()
         end = object()
+
+        failure: list[BaseException] = []
 
         def work() -> None:
             try:
                 self.run(q.put)
+            except BaseException as exc:  # NotEnoughSpace, a folder we cannot create: raised below
+                failure.append(exc)
             finally:
                 q.put(end)
 
@@ -344,6 +353,8 @@ class Download:
             if th.is_alive():  # the consumer stopped early: stop the transfer too
                 self.cancel.set()
             th.join()
+        if failure:
+            raise failure[0]
 
     def _one(self, pf: PlanFile) -> None:
         try:
