@@ -643,7 +643,7 @@ def populate(root: Path, *, smollm: Path | None = None) -> dict[str, str]:
     * ``unsloth/Tiny-GGUF``: ``Q4_K_M/`` 3 shards, ``UD-IQ2_XXS/`` 2 shards, root ``Tiny-Q8_0.gguf``
       and ``mmproj-F16.gguf``, README/config, and a virtual 1 PB ``Huge/`` quant.
     * ``unsloth/Big-GGUF``: one 8 MiB file in ``Q4_K_M/`` (for kill/cancel mid-file).
-    * ``secret/Private-GGUF``: private (needs the server's token).
+    * ``secret/Private-GGUF``: private (needs the server's token); ``gated/Gated-GGUF``: gated (403).
     * ``HuggingFaceTB/SmolLM2-GGUF``: the real SmolLM2 split in 2 shards (when ``smollm`` is given).
     """
     tiny = root / "unsloth" / "Tiny-GGUF"
@@ -663,7 +663,12 @@ def populate(root: Path, *, smollm: Path | None = None) -> dict[str, str]:
     write_gguf(private / "Q4_0" / "Private-Q4_0.gguf", model_kv(), [("w", (1024,), 0, _rand(5)(4096))])
     (private / ".hubmeta.json").write_text('{"private": true}')
 
-    repos = {"tiny": "unsloth/Tiny-GGUF", "big": "unsloth/Big-GGUF", "private": "secret/Private-GGUF"}
+    gated = root / "gated" / "Gated-GGUF"
+    write_gguf(gated / "Q4_0" / "Gated-Q4_0.gguf", model_kv())
+    (gated / ".hubmeta.json").write_text('{"gated": true}')
+
+    repos = {"tiny": "unsloth/Tiny-GGUF", "big": "unsloth/Big-GGUF", "private": "secret/Private-GGUF",
+             "gated": "gated/Gated-GGUF"}
     if smollm is not None:
         split_gguf(smollm, root / "HuggingFaceTB" / "SmolLM2-GGUF" / "Q4_1", 2)
         repos["smollm"] = "HuggingFaceTB/SmolLM2-GGUF"
@@ -683,6 +688,7 @@ def registry_json(models_dir: Path) -> dict[str, Any]:
             "big": {"repo_id": "unsloth/Big-GGUF", "default_quant": "Q4_K_M", "quants": {"Q4_K_M": {}}},
             "private": {"repo_id": "secret/Private-GGUF", "default_quant": "Q4_0", "quants": {"Q4_0": {}}},
             "ghost": {"repo_id": "unsloth/Nope-GGUF", "default_quant": "Q4_0", "quants": {"Q4_0": {}}},
+            "gated": {"repo_id": "gated/Gated-GGUF", "default_quant": "Q4_0", "quants": {"Q4_0": {}}},
             "smollm": {"repo_id": "HuggingFaceTB/SmolLM2-GGUF", "default_quant": "Q4_1",
                        "quants": {"Q4_1": {"pattern": "Q4_1/*.gguf"}}},
         },

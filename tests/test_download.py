@@ -287,6 +287,9 @@ def test_401_without_token_404_for_missing_repo_and_token_never_sent_to_cdn(reg,
         make_plan(reg, reg.get("ghost"))
     assert exc.value.status == 404 and "unsloth/Nope-GGUF" in str(exc.value)
     with pytest.raises(HubError) as exc:
+        make_plan(reg, reg.get("gated"))
+    assert exc.value.status == 403 and "is gated" in str(exc.value)
+    with pytest.raises(HubError) as exc:
         make_plan(reg, reg.get("private"), token="hf_wrong")
     assert "refused the token" in str(exc.value) and "hf_wrong" not in str(exc.value)
 
