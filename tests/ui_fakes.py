@@ -149,11 +149,15 @@ class FakeChatSession:
 
     async def _play(self):
         script = self.scripts.pop(0) if self.scripts else [ev.Content("ok"), ev.Done("stop")]
+        self.cancelled = False
         try:
             for item in script:
                 if item == "wait":
                     self.gate = asyncio.Event()
                     await self.gate.wait()
+                    if self.cancelled:  # as the core client does: the reply ends "cancelled"
+                        yield ev.Done("cancelled")
+                        return
                     continue
                 if self.delay:
                     await asyncio.sleep(self.delay)
@@ -172,6 +176,12 @@ class FakeChatSession:
 
     def reset(self) -> None:
         self.resets += 1
+
+    async def cancel(self):
+        self.cancelled = True
+        if self.gate is not None:
+            self.gate.set()
+        return None
 
 
 def reply(reasoning: str = "", content: str = "", tokens: int = 42) -> list:

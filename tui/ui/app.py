@@ -280,7 +280,7 @@ class LlmdeckApp(App):
         pane = await self.chat_deck.show_model(self.selected)
         if pane is not None:
             st = self.states.get(pane.model)
-            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
+            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…", st.url if st else None)
         return pane
 
     def _show_downloads(self) -> None:
@@ -349,7 +349,7 @@ class LlmdeckApp(App):
     def _update_chat_state(self) -> None:
         for name, pane in self.chat_deck.panes.items():
             st = self.states.get(name)
-            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…")
+            pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…", st.url if st else None)
 
     @work(thread=True, group="files", exit_on_error=False)
     def _load_files(self) -> None:

@@ -22,11 +22,91 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class Backend:
-    """The real core: ``tui.core.supervisor``, logs, model files, telemetry, chat, downloads."""
+class ChatSession:
+    """One model's conversation for the session: the core ``Conversation`` over a
+    ``ChatClient`` aimed at the running server.
 
-    def __init__(self, registry: Registry) -> None:
+    ``url`` is set by the app from the supervisor's state (never looked up here, so nothing
+    blocks the event loop); when the server moves (a restart on another port) the client is
+    replaced and the history kept. ``thinking``: None leaves the server's default, True/False
+    sends ``enable_thinking``.
+    """
+
+    def __init__(self, registry: Registry, name: str, *, tools: list | None = None,
+                 max_tokens: int | None = None, system: str | None = None) -> None:
         self.registry = registry
+        self.name = name
+        self.url: str | None = None
+        self.thinking: bool | None = None
+        self.tools = tools
+        self.max_tokens = max_tokens
+        self.system = system
+        self._conv = None
+        self._client_url: str | None = None
+        self.last_cancel_report = None
+
+    def _conversation(self):
+        from tui.core.chat.client import ChatClient, ChatTarget
+        from tui.core.chat.conversation import Conversation
+
+        if self._conv is None or self._client_url != self.url:
+            client = ChatClient(ChatTarget.from_registry(self.registry, self.name, url=self.url))
+            if self._conv is None:
+                self._conv = Conversation(client, system=self.system, tools=self.tools,
+                                          max_tokens=self.max_tokens)
+            else:
+                old, self._conv.client = self._conv.client, client
+                self._closing = old  # closed after the next turn (it may hold a connection)
+            self._client_url = self.url
+        self._conv.thinking = self.thinking
+        return self._conv
+
+    async def _run(self, text: str | None):
+        conv = self._conversation()
+        old = getattr(self, "_closing", None)
+        if old is not None:
+            self._closing = None
+            await old.aclose()
+        async for ev in conv.send(text):
+            yield ev
+
+    def stream(self, text: str):
+        """The reply to a new user message, as core chat events."""
+        return self._run(text)
+
+    def tool_results(self, results: dict[str, str]):
+        """Answer the last reply's tool calls (id → result text) and continue."""
+        conv = self._conversation()
+        for call_id, text in results.items():
+            conv.add_tool_result(call_id, text)
+        return self._run(None)
+
+    async def cancel(self) -> str | None:
+        """Stop the running reply (closes the stream); one line on whether the server stopped."""
+        if self._conv is None:
+            return None
+        report = await self._conv.cancel(wait=3.0)
+        self.last_cancel_report = report
+        return report.message if report is not None and report.busy is not False else None
+
+    def reset(self) -> None:
+        if self._conv is not None:
+            self._conv.reset()
+
+    @property
+    def history(self) -> list[dict]:
+        return list(self._conv.messages) if self._conv is not None else []
+
+
+class Backend:
+    """The real core: ``tui.core.supervisor``, logs, model files, telemetry, chat, downloads.
+
+    ``chat_options`` go to every :class:`ChatSession` (``tools``, ``max_tokens``, ``system``).
+    """
+
+    def __init__(self, registry: Registry, *, chat_options: dict | None = None) -> None:
+        self.registry = registry
+        self.chat_options = dict(chat_options or {})
 
     # -- servers -------------------------------------------------------------------------
 
@@ -136,3 +216,8 @@ class Backend:
         from tui.core.downloads import Download
 
         return Download(plan, cancel=cancel).run(on_progress)
+
+    # -- chat --------------------------------------------------------------------------------
+
+    def chat_session(self, name: str) -> ChatSession:
+        return ChatSession(self.registry, name, **self.chat_options)

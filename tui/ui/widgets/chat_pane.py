@@ -250,10 +250,14 @@ class ChatPane(Vertical):
     def turns(self) -> VerticalScroll:
         return self.query_one(".turns", VerticalScroll)
 
-    def set_ready(self, ready: bool, state: str) -> None:
+    def set_ready(self, ready: bool, state: str, url: str | None = None) -> None:
+        changed = (ready, state) != (self.ready, getattr(self, "state", None))
         self.ready = ready
         self.state = state
-        self._head()
+        if url and hasattr(self.session, "url"):
+            self.session.url = url
+        if changed:
+            self._head()
 
     def _head(self) -> None:
         thinking = getattr(self.session, "thinking", None)
@@ -388,12 +392,35 @@ class ChatPane(Vertical):
 
     def action_cancel(self) -> None:
         if self.generating:
-            self.workers.cancel_group(self, "chat")
+            if hasattr(self.session, "cancel"):
+                self._cancel()
+            else:
+                self.workers.cancel_group(self, "chat")
         elif self.pending_tools:
             self.pending_tools.clear()
             self.tool_results.clear()
             self.prompt.placeholder = "message… (enter sends)"
             self.refresh_bindings()
+
+    @work(group="chat-cancel", exclusive=True, exit_on_error=False)
+    async def _cancel(self) -> None:
+        """The core's cancel: closes the stream (the reply ends with finish "cancelled"), then
+        checks ``/slots`` and says if the server is still generating."""
+        import asyncio
+
+        task = asyncio.ensure_future(self.session.cancel())
+        for _ in range(60):  # the reply should end within a moment; else stop waiting for it
+            if not self.generating:
+                break
+            await asyncio.sleep(0.05)
+        if self.generating:
+            self.workers.cancel_group(self, "chat")
+        try:
+            message = await task
+        except Exception as exc:  # noqa: BLE001 — the cancel itself happened; report and go on
+            message = f"after the cancel: {exc}"
+        if message:
+            self.notify(message, severity="warning", timeout=8)
 
     async def action_new_chat(self) -> None:
         if self.generating:

@@ -1,0 +1,105 @@
+"""The downloads pane and ``d``/``X`` through the real backend and the real download core,
+against the local Hub-protocol server (tests/hubserver.py: the Hub cannot be reached here).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hubserver import HubServer, populate, registry_json
+from ui_helpers import row_text, wait_until
+
+from tui.core import registry
+from tui.ui.app import LlmdeckApp
+from tui.ui.backend import Backend
+from tui.ui.screens.confirm import ConfirmScreen
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    populate(root)
+    srv = HubServer(root).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def reg(tmp_path, monkeypatch, hub):
+    hub.throttle_bps = None
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    data = registry_json(tmp_path / "models")
+    data["models"]["local"] = {"model_path": "local.gguf", "default_port": 8123}
+    (tmp_path / "local.gguf").write_bytes(b"GGUF" + bytes(28))
+    (tmp_path / "models.json").write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    return registry.load(tmp_path / "models.json")
+
+
+def app_for(reg):
+    return LlmdeckApp(reg, backend=Backend(reg), status_interval=0.5, telemetry=False)
+
+
+async def test_d_plans_asks_downloads_with_progress_and_marks_on_disk(reg):
+    app = app_for(reg)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.files.get("tiny") == "missing", what="files read")
+        app.table.select("local")
+        await pilot.pause(0.05)
+        assert app.check_action("download", ()) is False  # a model_path model has nothing to download
+        app.table.select("tiny")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        q = app.screen.question
+        assert "Download tiny Q4_K_M: 3 file(s)" in q and "free" in q
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app._jobs.get("tiny") is not None and app._jobs["tiny"].status == "done",
+                         what="download done")
+        job = app._jobs["tiny"]
+        assert job.done == job.total > 0
+        await wait_until(pilot, lambda: row_text(app, "tiny")[2] == "on disk", what="files on disk")
+        assert app.tabs.active == "downloads"
+        assert any("download tiny: done" in n.message for n in app._notifications)
+        assert len(list((reg.models_dir / "Tiny-GGUF" / "Q4_K_M").glob("*.gguf"))) == 3
+        # a second d: already on disk
+        await pilot.press("d")
+        await wait_until(pilot, lambda: any("already on disk" in n.message for n in app._notifications))
+
+
+async def test_x_cancels_keeping_the_partial_and_d_resumes(reg, hub):
+    hub.throttle_bps = 1 << 20  # 8 MiB at 1 MiB/s: time to cancel
+    app = app_for(reg)
+    part = reg.models_dir / "Big-GGUF" / "Q4_K_M" / "Big-Q4_K_M.gguf.part"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: "big" in app.files)
+        app.table.select("big")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app._jobs.get("big") is not None and app._jobs["big"].done > (1 << 20),
+                         what="bytes arriving")
+        await pilot.press("3")
+        assert app.check_action("download", ()) is None  # greyed while running
+        await pilot.press("X")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Partial files are kept" in app.screen.question
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app._jobs["big"].status == "cancelled", what="cancelled")
+        assert part.exists() and part.stat().st_size > 0
+        kept = part.stat().st_size
+        assert row_text(app, "big")[2] == "partial" or app.files["big"] in ("partial", "incomplete")
+        hub.throttle_bps = None
+        await pilot.press("m", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "to fetch" in app.screen.question
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app._jobs["big"].status == "done", what="resumed to the end")
+        assert not part.exists()
+        ranges = [r for r in hub.requests("GET", "/cdn/") if r.range]
+        assert any(r.range.startswith(f"bytes={kept}") for r in ranges), ranges
