@@ -214,8 +214,8 @@ def test_report_round_trip_masks_secrets_and_never_overwrites(tmp_path):
     assert [r.path for r in got] == [p1, p2]
     back = got[0]
     assert back.to_dict() == rep.to_dict()
-    assert [r.seed_row() for r in back.runs] == [["burst", "100", "20", "200"], ["rate (5 req/s)", "50", "20", "200"]]
-    assert back.settings_summary() == "Q4_1 · 4 slots · ctx 512"
+    assert [r.seed_row() for r in back.runs] == [["burst", "100", "20", "200"], ["rate (5 req/s)", "50.0", "20", "200"]]
+    assert back.settings_summary() == "Q4_1 · 4 slots · ctx 512/slot"
     assert bench.list_reports(tmp_path / "logs", "m1", last=1)[0].path == p2
     assert bench.list_reports(tmp_path / "nothing", "m1") == []
 

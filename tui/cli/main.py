@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "tui.cli.cmd_download",
     "tui.cli.cmd_serve",
     "tui.cli.cmd_telemetry",
+    "tui.cli.cmd_bench",
 ]
 
 

@@ -8,7 +8,7 @@ Values of ``env`` keys that look secret (TOKEN, KEY, SECRET, PASSWORD) are maske
 
 The seed table (seed 004, LightLLM GLM-4.7-Flash) has the columns Workload, Output (tok/s),
 TTFT (ms) and end-to-end latency (ms). Its single figures are shown here as medians (p50); the
-detail table and the JSON carry mean, p90 and p99 too.
+detail table and the JSON carry mean, p90 and p99 too. Output tok/s under 100 gets one decimal.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class WorkloadResult:
     records: list = field(default_factory=list, repr=False, compare=False)  # RequestRecord, not saved
 
     def seed_row(self) -> list[str]:
-        return [self.title, _fmt(self.output_tok_s, 0), _fmt(self.ttft_ms.p50, 0), _fmt(self.e2e_ms.p50, 0)]
+        return [self.title, _fmt(self.output_tok_s, 0 if self.output_tok_s >= 100 else 1),
+                _fmt(self.ttft_ms.p50, 0), _fmt(self.e2e_ms.p50, 0)]
 
     def detail_row(self) -> list[str]:
         return [self.title, str(self.requests), str(self.errors), _fmt(self.req_s, 2),
@@ -163,9 +164,10 @@ class BenchReport:
         slots = self.server.get("total_slots") or params.get("parallel")
         if slots:
             parts.append(f"{slots} slots")
-        ctx = self.server.get("n_ctx") or params.get("ctx_size")
-        if ctx:
-            parts.append(f"ctx {ctx}")
+        if self.server.get("n_ctx"):
+            parts.append(f"ctx {self.server['n_ctx']}/slot")
+        elif params.get("ctx_size"):
+            parts.append(f"ctx {params['ctx_size']}")
         if self.server.get("build_info"):
             parts.append(str(self.server["build_info"]))
         return " · ".join(parts)

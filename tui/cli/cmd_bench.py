@@ -1,0 +1,187 @@
+"""``llmdeck bench MODEL``: load a running model and print the seed's speed table.
+
+Runs each ``--workload`` in order over the same prompts, prints the seed table (medians) and a
+detail table, and saves one JSON report to ``logs/bench/<model>-<timestamp>.json``.
+``--history`` prints the saved runs of a model instead of running.
+
+Exit codes: 0 every request succeeded; 1 some requests failed (the tables are still printed and
+the report saved) or the server could not be reached; 2 usage, registry or prompts-file error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.cli.main import load_registry
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark a running model (burst, concurrency=N, rate=R; the seed's speed table)",
+        description="Send a load of streamed chat requests to a running model and print output tok/s, "
+                    "TTFT and end-to-end latency (p50/p90/p99) in the seed's table layout.")
+    p.add_argument("model")
+    p.add_argument("-w", "--workload", action="append", metavar="SPEC",
+                   help="burst (all at once), concurrency=N (N in flight), rate=R (Poisson, R req/s), or "
+                        "seed (the seed table's four: burst, concurrency=512, rate=10, rate=5); repeatable; "
+                        "default burst")
+    p.add_argument("-n", "--requests", type=int, default=100, help="requests per workload (default 100)")
+    p.add_argument("--prompts", metavar="FILE",
+                   help="ShareGPT-format JSON/JSONL to sample prompts from (default: the built-in synthetic set)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="cap on each request's reply length (default: the prompt's own reply length)")
+    p.add_argument("--seed", type=int, default=0, help="seed for prompt sampling and arrivals (default 0)")
+    p.add_argument("--ignore-eos", action="store_true", help="ask the server to always generate the full length")
+    p.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds (default 600)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--no-save", action="store_true", help="do not save the report under logs/bench/")
+    p.add_argument("--history", action="store_true", help="print the saved runs of MODEL instead of running")
+    p.add_argument("--last", type=int, default=10, help="with --history: how many reports (default 10)")
+    p.set_defaults(func=cmd_bench)
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None, lambda: None
+
+    def show(p) -> None:
+        line = (f"{p.workload}: {p.done}/{p.total} done · {p.in_flight} in flight · {p.tok_s:,.0f} tok/s · "
+                f"{p.errors} errors · {p.elapsed_s:.0f}s")
+        sys.stderr.write("\r\x1b[2K" + line)
+        sys.stderr.flush()
+
+    def clear() -> None:
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+    return show, clear
+
+
+def print_tables(runs) -> None:
+    from tui.core.bench import DETAIL_HEADERS, SEED_HEADERS
+
+    table(SEED_HEADERS, [r.seed_row() for r in runs])
+    print("TTFT and E2E latency are medians (p50), in ms.")
+    print()
+    table(DETAIL_HEADERS, [r.detail_row() for r in runs])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    if args.history:
+        return _history(reg, args)
+    from tui.core import bench
+    from tui.core.registry import UnknownModel
+
+    if args.requests < 1:
+        error("--requests must be 1 or more")
+        return EXIT_USAGE
+    if args.max_tokens is not None and args.max_tokens < 1:
+        error("--max-tokens must be 1 or more")
+        return EXIT_USAGE
+    if args.timeout <= 0:
+        error("--timeout must be more than 0 seconds")
+        return EXIT_USAGE
+    try:
+        workloads = bench.parse_many(args.workload)
+    except bench.WorkloadError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    try:
+        if args.prompts:
+            prompts = bench.load_sharegpt(args.prompts, args.requests, args.seed)
+            source = args.prompts
+        else:
+            prompts = bench.synthetic(args.requests, args.seed)
+            source = "synthetic"
+    except bench.PromptsError as exc:
+        error(f"--prompts {exc}")
+        return EXIT_USAGE
+    try:
+        target, settings = bench.resolve(reg, args.model)
+        bench.preflight(target, args.model)
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except bench.BenchError as exc:
+        error(str(exc))
+        return EXIT_FAIL
+
+    options = bench.BenchOptions(requests=args.requests, max_tokens=args.max_tokens, seed=args.seed,
+                                 timeout_s=args.timeout, ignore_eos=args.ignore_eos)
+    report = bench.BenchReport(
+        model=args.model, base_url=target.base_url, started_at=bench.now_iso(), settings=settings,
+        server=bench.server_info(target), prompts=bench.prompts_info(prompts, source, args.seed),
+        options={"requests": args.requests, "max_tokens": args.max_tokens, "seed": args.seed,
+                 "ignore_eos": args.ignore_eos, "timeout_s": args.timeout,
+                 "workloads": [w.label for w in workloads]})
+    if not args.json:
+        extra = report.settings_summary()
+        info(f"bench {args.model} at {target.base_url}" + (f" ({extra})" if extra else "")
+             + f": {len(workloads)} workload(s) × {args.requests} requests, prompts {source}")
+    show, clear = _progress_printer()
+    try:
+        for w in workloads:
+            result = bench.run_sync(bench.run_workload(target, w, prompts, options, show))
+            clear()
+            report.runs.append(result)
+    except bench.BenchError as exc:
+        clear()
+        error(str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        clear()
+        if not report.runs:
+            raise
+        warn("interrupted: reporting the workloads that finished")
+
+    if not args.no_save:
+        path = bench.save(report, reg.logs_dir)
+        if not args.json:
+            info(f"saved {path}")
+    if args.json:
+        print_json(report.to_dict() | ({"path": str(report.path)} if report.path else {}))
+    else:
+        print_tables(report.runs)
+    failed = 0
+    for r in report.runs:
+        if r.client.saturated:
+            lag = r.client.loop_lag_ms.get("p99")
+            warn(f"{r.workload}: the load generator was busy (CPU {r.client.cpu_pct:.0f}% of a core, "
+                 f"loop lag p99 {lag} ms): TTFT and latency include its own delay")
+        if r.errors:
+            failed += r.errors
+            kinds = "; ".join(f"{msg} (×{n})" for msg, n in r.error_kinds.items())
+            error(f"{r.workload}: {r.errors} of {r.requests} requests failed: {kinds}")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def _history(reg, args: argparse.Namespace) -> int:
+    from tui.core import bench
+
+    if args.model not in reg.models:
+        from tui.core.registry import UnknownModel
+
+        error(str(UnknownModel(reg, args.model)))
+        return EXIT_USAGE
+    reports = bench.list_reports(reg.logs_dir, args.model, args.last)
+    if not reports:
+        info(f"no saved runs of '{args.model}' in {reg.logs_dir / 'bench'}: run llmdeck bench {args.model}")
+        return EXIT_OK
+    if args.json:
+        print_json([r.to_dict() | {"path": str(r.path)} for r in reports])
+        return EXIT_OK
+    from tui.core.bench import SEED_HEADERS
+
+    rows = []
+    for rep in reports:
+        when = rep.started_at[:16].replace("T", " ")
+        for r in rep.runs:
+            rows.append([when, *r.seed_row(), str(r.errors), rep.settings_summary()])
+    table(["When", *SEED_HEADERS, "Errors", "Settings"], rows)
+    print("TTFT and E2E latency are medians (p50), in ms.")
+    return EXIT_OK
