@@ -6,7 +6,7 @@ import argparse
 import json
 
 from tui.cli.main import load_registry, registry_path
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, info, print_json, table
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,20 +37,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _quant_rows(reg, m):
-    from tui.core.modelfiles import local_files
+    """(quant label, status, bytes on disk, total bytes or None) per quant of a model."""
+    from tui.core.modelfiles import download_status, local_files
 
     if m.engine == "external":
         return [("-", "external", None, None)]
     if m.model_path:
         lf = local_files(reg, m)
-        return [("(model_path)", lf.status, lf.bytes or None, None)]
+        return [("(model_path)", lf.status, lf.bytes or None, lf.bytes or None)]
     rows = []
-    for q in m.quants.values():
-        lf = local_files(reg, m, q.name)
-        total = q.size_gb * 1e9 if q.size_gb is not None else None
-        rows.append((q.name + (" *" if q.name == m.default_quant else ""), lf.status,
-                     (lf.bytes + lf.partial_bytes) or None, total))
+    for q, d in download_status(reg, m).items():
+        label = q + (" *" if q == m.default_quant else "")
+        rows.append((label, d["status"], d["bytes_done"] or None, d["bytes_total"]))
     return rows or [("-", "no quants", None, None)]
+
+
+def _gb(n: float | None) -> str:
+    return f"{n / 1e9:.3g} GB" if n else ""
 
 
 def cmd_list(args) -> int:
@@ -62,21 +65,21 @@ def cmd_list(args) -> int:
         for m in reg.models.values():
             out.append({"name": m.name, "engine": m.engine, "repo_id": m.repo_id, "alias": m.served_name,
                         "port": m.default_port, "default_quant": m.default_quant,
-                        "quants": [{"quant": q.strip(" *"), "status": s, "bytes_on_disk": b,
+                        "quants": [{"quant": q.strip(" *"), "status": s, "bytes_on_disk": b or 0,
                                     "size_bytes": t} for q, s, b, t in _quant_rows(reg, m)]})
         print_json(out)
         return EXIT_OK
     rows = []
     for m in reg.models.values():
         for i, (q, s, b, t) in enumerate(_quant_rows(reg, m)):
-            disk = ""
+            have = ""
             if s == "partial" and b:
-                disk = f"{human_bytes(b)}" + (f" of {human_bytes(t)}" if t else "")
+                have = f"{_gb(b)}" + (f" of {_gb(t)} ({100 * b / t:.0f}%)" if t else "")
             elif b:
-                disk = human_bytes(b)
+                have = _gb(b)
             rows.append([m.name if i == 0 else "", m.engine if i == 0 else "",
-                         (m.default_port or "") if i == 0 else "", q, s, disk,
-                         human_bytes(t) if t else ("unknown" if m.engine != "external" else "")])
+                         (m.default_port or "") if i == 0 else "", q, s, have,
+                         _gb(t) if t else ("unknown" if m.engine != "external" else "")])
     table(["MODEL", "ENGINE", "PORT", "QUANT", "ON DISK", "HAVE", "SIZE"], rows)
     return EXIT_OK
 
