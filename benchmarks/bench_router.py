@@ -10,7 +10,8 @@ Two backends, both printed:
    over 64 streams, the order of seed 004's LightLLM figures on 4x H200. On this 2-core box a
    real llama-server is itself the bottleneck (it decodes far slower than the router relays),
    so it cannot show the router's own cost.
-2. **llama-server**: the real SmolLM2 server (``--parallel 64``, one thread), 64 streams of 6 tokens.
+2. **llama-server**: the real SmolLM2 server (``--parallel 64``, one thread), 64 ``/v1/completions``
+   streams of 8 tokens after a 4-token prompt.
 
 Rounds alternate direct / router (ABBA order) and the medians are reported. The router and the backend
 each run in their own process (as ``llmdeck serve`` would); the client is aiohttp in this one.
@@ -136,10 +137,16 @@ def wait_ok(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 # --- the load ---------------------------------------------------------------------------------
 
 async def one_round(base: str, n_tokens: int, extra: dict | None = None) -> dict:
+    """64 streams; ``extra={"prompt": …}`` makes them /v1/completions (short prompt, cheap prefill)."""
     import aiohttp
 
-    body = {"model": "bench", "messages": [{"role": "user", "content": "Tell me about the sea."}],
-            "max_tokens": n_tokens, "stream": True, "temperature": 0, **(extra or {})}
+    if extra and "prompt" in extra:
+        path, marker = "/v1/completions", b'"text":"'
+        body = {"model": "bench", "max_tokens": n_tokens, "stream": True, "temperature": 0, **extra}
+    else:
+        path, marker = "/v1/chat/completions", b'"content":"'
+        body = {"model": "bench", "messages": [{"role": "user", "content": "Tell me about the sea."}],
+                "max_tokens": n_tokens, "stream": True, "temperature": 0, **(extra or {})}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=600)) as s:
         async def stream(i: int) -> tuple[float, int]:
@@ -147,30 +154,43 @@ async def one_round(base: str, n_tokens: int, extra: dict | None = None) -> dict
             t0 = time.monotonic()
             ttft = None
             buf = bytearray()
-            async with s.post(base + "/v1/chat/completions", json=body) as r:
+            for attempt in range(3):  # llama-server may drop a connection it accepted under load
+                try:
+                    r = await s.post(base + path, json=body)
+                    break
+                except aiohttp.ClientOSError:
+                    retries.append(base)
+                    if attempt == 2:
+                        raise
+            async with r:
                 if r.status != 200:
                     raise RuntimeError(f"{base}: HTTP {r.status}: {(await r.text())[:200]}")
                 async for piece in r.content.iter_any():
-                    if ttft is None and b'"content":"' in piece:
+                    if ttft is None and marker in piece:
                         ttft = time.monotonic() - t0
                     buf += piece
-            tokens = buf.count(b'"content":"')  # chunks carrying text (the role chunk has content null)
+            tokens = buf.count(marker)  # chunks carrying text (the role chunk has content null)
             if not buf.endswith(b"data: [DONE]\n\n"):
                 raise RuntimeError(f"{base}: stream did not end with [DONE]")
             return ttft if ttft is not None else float("nan"), tokens
 
+        retries: list[str] = []
         t0 = time.monotonic()
         res = await asyncio.gather(*(stream(i) for i in range(STREAMS)))
         wall = time.monotonic() - t0
     tokens = sum(n for _, n in res)
     ttfts = sorted(t for t, _ in res)
+    if retries:
+        print(f"  ({len(retries)} request(s) to {retries[0]} retried after a dropped connection)")
     return {"tps": tokens / wall, "ttft_p50": statistics.median(ttfts), "ttft_p90": ttfts[int(0.9 * len(ttfts))],
             "tokens": tokens, "wall": wall}
 
 
-async def compare(direct: str, routed: str, n_tokens: int, rounds: int, extra: dict | None = None):
-    await one_round(direct, 2, extra)  # warm both paths (connections, caches)
-    await one_round(routed, 2, extra)
+async def compare(direct: str, routed: str, n_tokens: int, rounds: int, extra: dict | None = None,
+                  warm: bool = True):
+    if warm:  # warm both paths (connections, caches)
+        await one_round(direct, 2, extra)
+        await one_round(routed, 2, extra)
     d, r = [], []
     for i in range(rounds):  # ABBA order: neither path always runs first
         first, second = ((direct, d), (routed, r)) if i % 2 == 0 else ((routed, r), (direct, d))
@@ -240,8 +260,8 @@ def main() -> int:
                 wait_ok(f"http://127.0.0.1:{lp}/health", procs[-1])
                 procs.append(spawn("--role", "router", "--port", str(rp), "--backend", f"http://127.0.0.1:{lp}/v1"))
                 wait_ok(f"http://127.0.0.1:{rp}/health", procs[-1])
-                d, r = run(compare(f"http://127.0.0.1:{lp}", f"http://127.0.0.1:{rp}", 6, 2,
-                                           {"ignore_eos": True}))
+                d, r = run(compare(f"http://127.0.0.1:{lp}", f"http://127.0.0.1:{rp}", 8, 2,
+                                     {"prompt": "Once upon a time", "ignore_eos": True}))
                 report("real llama-server, SmolLM2-135M on 1 CPU thread (the server is the bottleneck: its\n"
                        "TTFT is prefill batching, which varies run to run far more than the router adds)", d, r)
         print(f"\nheadline (fake backend): {'PASS' if verdict else 'MISS'}")
