@@ -110,6 +110,36 @@ def test_vllm_like_server_counter_rates_and_no_slots():
     assert s.tokens_per_s is None and get.calls.count("slots") == 2
 
 
+def test_a_request_ending_between_the_two_reads_is_not_lost_or_counted_twice():
+    """/metrics is read before /slots: a request that ends in between is in neither for one sample."""
+    clock = Clock()
+    steps = [  # (tokens_predicted_total, slot processing, n_decoded)
+        (0, True, 10),   # baseline: 10 tokens in flight
+        (0, True, 25),   # +15
+        (0, False, 0),   # the race: ended after /metrics was read, before /slots → the sum dips
+        (40, False, 0),  # the counter has its 40 tokens: +15 more
+        (40, True, 5),   # a new request: +5
+        (0, True, 2),    # the server restarted (its counter went down): no rate
+        (0, True, 9),    # +7
+    ]
+    state = {}
+
+    def metrics():
+        return Probe(200, None, f"llamacpp:tokens_predicted_total {state['c']}\n".encode())
+
+    def slots():
+        return Probe(200, None, json.dumps([{"id": 0, "is_processing": state["busy"], "id_task": 1,
+                                             "next_token": [{"n_decoded": state["n"]}]}]).encode())
+
+    sc = ServerScraper("http://h:1/v1", get=FakeGet({"metrics": metrics, "slots": slots}), clock=clock)
+    rates = []
+    for c, busy, n in steps:
+        state.update(c=c, busy=busy, n=n)
+        rates.append(sc.scrape().tokens_per_s)
+        clock.t += 1.0
+    assert rates == [None, 15.0, 0.0, 15.0, 5.0, None, 7.0]
+
+
 def test_error_states_from_http_codes():
     for status, state in ((401, "auth"), (503, "loading"), (500, "error")):
         get = FakeGet({"metrics": Probe(status, None, b""), "slots": Probe(status, None, b"")})

@@ -170,7 +170,7 @@ class ServerScraper:
         self._get = get
         self._off_until = {"metrics": -1.0, "slots": -1.0}
         self._last_state = {"metrics": "skipped", "slots": "skipped"}
-        self._prev: dict[str, tuple[float, float]] = {}  # series → (time, cumulative value)
+        self._prev: dict[str, tuple[float, float, float | None]] = {}  # series → (time, value, counter)
         self._prev_slots: dict[int, tuple[int | None, int]] = {}  # slot → (id_task, n_decoded)
         self._prev_slot_t: float | None = None
         self._used: set[str] = set()
@@ -186,17 +186,29 @@ class ServerScraper:
             self._off_until[what] = now + self.reprobe_s
         return state, why, probe.body if state == "ok" else None
 
-    def _rate(self, key: str, now: float, value: float | None) -> float | None:
-        """Per-second rate of a cumulative value since the last call; None on the first or a reset."""
+    def _rate(self, key: str, now: float, value: float | None, counter: float | None = None) -> float | None:
+        """Per-second rate of a cumulative value since the last call; None on the first or a reset.
+
+        ``counter`` is the server's own counter inside ``value`` ("counter + tokens in flight"):
+        only its going down means a restart. The sum itself can dip for one sample when a
+        request ends between the /metrics and the /slots read (its tokens are in neither),
+        so the baseline is a high-water mark: the dip gives 0, the next sample catches up,
+        and the rates still add up to the tokens generated.
+        """
         if value is None:
             self._prev.pop(key, None)
             return None
-        prev = self._prev.get(key)
-        self._prev[key] = (now, value)
         self._used.add(key)
-        if prev is None or now <= prev[0] or value < prev[1]:
+        prev = self._prev.get(key)
+        restarted = prev is not None and (counter < prev[2] if counter is not None else value < prev[1])
+        if prev is None or restarted:
+            self._prev[key] = (now, value, counter)
             return None
-        return (value - prev[1]) / (now - prev[0])
+        if now <= prev[0]:
+            return None
+        high = max(prev[1], value)
+        self._prev[key] = (now, high, counter)
+        return (high - prev[1]) / (now - prev[0])
 
     def scrape(self) -> ServerStats:
         notes: list[str] = []
@@ -230,7 +242,7 @@ class ServerScraper:
         counter = _first(m, GEN_COUNTERS) if m_state == "ok" else None
         in_flight = sum(s.n_decoded for s in slots if s.processing) if slots is not None else None
         if counter is not None and in_flight is not None and m.get("llamacpp:tokens_predicted_total") is not None:
-            tps = self._rate("gen+slots", now, counter + in_flight)
+            tps = self._rate("gen+slots", now, counter + in_flight, counter)
         elif counter is not None:
             tps = self._rate("gen", now, counter)
         elif slots is not None:
