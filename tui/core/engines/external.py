@@ -52,9 +52,13 @@ def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
     if model.engine == "external":
         return External().launch(registry, model)
     port = model.default_port
-    chost = "127.0.0.1" if model.host in ("0.0.0.0", "::", "") else model.host
+    host = model.host
+    eng = engines.get_engine(model.engine)
+    if eng is not None and hasattr(eng, "endpoint"):  # engines with their own default host/port
+        host, port, *_ = eng.endpoint(model)
+    chost = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{chost}:{port}"
-    return LaunchSpec(model=model.name, engine=model.engine, argv=[], host=model.host, port=port,
+    return LaunchSpec(model=model.name, engine=model.engine, argv=[], host=host, port=port,
                       base_url=base + "/v1", health_url=base + "/health", metrics_url=base + "/metrics")
 
 
