@@ -1,0 +1,91 @@
+"""HTTP and connection failures → one-line :class:`~tui.core.chat.events.Error` events.
+
+Each message says what happened, where, and what to do. The server's own numbers are kept:
+llama.cpp's context overflow reports ``n_prompt_tokens`` and ``n_ctx`` (per slot); vLLM's
+says "This model's maximum context length is X tokens. However, you requested Y tokens".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tui.core.chat.events import Error
+
+_VLLM_CTX = re.compile(r"maximum context length is (\d+) tokens.*?(?:requested|contains) (\d+) tokens", re.S)
+
+
+def _one_line(s: object) -> str:
+    return " ".join(str(s).split())
+
+
+def _server_message(body: bytes) -> tuple[str, dict]:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return _one_line(text)[:300], {}
+    err = obj.get("error", obj) if isinstance(obj, dict) else obj
+    if isinstance(err, dict):
+        return _one_line(err.get("message") or err.get("detail") or json.dumps(err))[:300], err
+    return _one_line(err)[:300], {}
+
+
+def http_error(status: int, body: bytes, url: str, *, sent_key: bool = False,
+               key_env: str | None = None, model: str | None = None) -> Error:
+    msg, err = _server_message(body)
+    etype = err.get("type") if isinstance(err, dict) else None
+    where = f"HTTP {status} from {url}"
+    if status == 400 and (etype == "exceed_context_size_error" or "context" in msg.lower()):
+        n_prompt, n_ctx = err.get("n_prompt_tokens"), err.get("n_ctx")
+        m = _VLLM_CTX.search(msg)
+        if n_prompt is None and m:
+            n_ctx, n_prompt = int(m.group(1)), int(m.group(2))
+        if n_prompt is not None and n_ctx is not None:
+            head = (f"prompt too long: {n_prompt} tokens, but the context holds {n_ctx} tokens"
+                    + (" per slot" if etype == "exceed_context_size_error" else ""))
+        else:
+            head = f"prompt too long: {msg}"
+        return Error(f"{head} ({where}); shorten the conversation or start the server with a "
+                     "larger ctx_size", status, "context_overflow")
+    if status in (401, 403):
+        if sent_key:
+            why = "the API key was rejected"
+        else:
+            why = "the server wants an API key and none was sent"
+        fix = (f"set ${key_env} to the server's key" if key_env
+               else "give the model an api_key_env in models.json and set that variable")
+        return Error(f"authentication failed: {why} ({where}: {msg}); {fix}", status, "auth")
+    if status == 503:
+        hint = f"'llmdeck status {model}'" if model else "'llmdeck status'"
+        return Error(f"the model is still loading ({where}: {msg}); wait until it is ready ({hint})",
+                     status, "loading")
+    if status == 404:
+        return Error(f"not found ({where}: {msg}); check the base URL (it should end in /v1)", status, "http")
+    return Error(f"{where}: {msg or 'no message'}", status, "http")
+
+
+def _causes(exc: BaseException | None):
+    seen = 0
+    while exc is not None and seen < 10:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+
+
+def connect_error(exc: BaseException, url: str, model: str | None = None) -> Error:
+    reason = _one_line(exc) or type(exc).__name__
+    chain = list(_causes(exc))
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in reason.lower():
+        reason = "connection refused"
+    elif any(isinstance(e, TimeoutError) for e in chain) or "timed out" in reason.lower():
+        reason = "connect timed out"
+    hint = (f"is it running? ('llmdeck status {model}', 'llmdeck start {model}')" if model
+            else "is the server running and the URL right?")
+    return Error(f"cannot connect to {url}: {reason}; {hint}", None, "connect")
+
+
+def timeout_error(exc: BaseException, url: str, read_timeout: float | None) -> Error:
+    what = f"no data for {read_timeout:g} s" if read_timeout else "timed out"
+    return Error(f"{url}: {what} ({type(exc).__name__}); the server may be stuck or the prompt very long",
+                 None, "timeout")
