@@ -33,7 +33,7 @@ def make_app(tmp_path, monkeypatch, *, states=None, sampler=None, chat=None, sta
 
 
 def row_text(app, name: str) -> list[str]:
-    return [c.plain for c in app.table._rows[name].cells()]
+    return [c.plain.strip() for c in app.table._rows[name].cells()]
 
 
 def cell(app, name: str, column: str):

@@ -23,6 +23,7 @@ opens a details dialog rather than a new screen so the layout stays one screen.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -46,7 +47,7 @@ from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, Down
 from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
 from tui.ui.widgets.log_pane import LogPane, worker_sleep
-from tui.ui.widgets.models_table import ModelsTable, Row
+from tui.ui.widgets.models_table import ModelsTable, Row, fit
 
 TRANSIENT = ("starting", "loading", "stopping")
 RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
@@ -96,7 +97,7 @@ class FilterInput(Input):
 class LlmdeckApp(App):
     """``LlmdeckApp(registry)``; tests pass ``backend=`` (same methods as ui.backend.Backend)."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "llmdeck"
     BINDINGS = keys.bindings("global") + keys.bindings("models")
     COMMANDS = App.COMMANDS | {ActionsProvider}
@@ -136,6 +137,9 @@ class LlmdeckApp(App):
         self.selected: str | None = None
         self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
         self.table: ModelsTable | None = None
+        self.chat_deck = None  # mounted on first use (ensure_chat)
+        self.downloads_pane = None  # mounted on first use (ensure_downloads)
+        self._mount_lock = asyncio.Lock()
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
 
     # -- layout --------------------------------------------------------------------------
@@ -145,19 +149,17 @@ class LlmdeckApp(App):
         with Container(id="body"):
             with Vertical(id="left"):
                 yield FilterInput(placeholder="filter models (enter keeps, esc clears)", id="filter")
-                yield ModelsTable(id="models")
+                yield ModelsTable(list(self.registry.models), id="models")
                 yield GaugesView(compact=True, id="side-gauges")
             with TabbedContent(id="panes", initial=self.initial_pane):
                 with TabPane("Logs", id="logs"):
                     yield LogPane(self.backend, id="log-pane")
+                # chat and downloads are mounted when first shown (Markdown and friends cost
+                # ~150 ms of imports that the first frame does not need)
                 with TabPane("Chat", id="chat"):
-                    from tui.ui.widgets.chat_pane import ChatDeck
-
-                    yield ChatDeck(self.backend, id="chat-deck")
+                    yield Container(id="chat-slot")
                 with TabPane("Downloads", id="downloads"):
-                    from tui.ui.widgets.downloads import DownloadsPane
-
-                    yield DownloadsPane(id="downloads-pane")
+                    yield Container(id="downloads-slot")
                 with TabPane("Gauges", id="gauges"):
                     yield GaugesView(id="gauges-view")
         yield Footer(compact=True)
@@ -174,9 +176,6 @@ class LlmdeckApp(App):
         return self.table is not None and not self._exit and self.table.is_attached
 
     def on_mount(self) -> None:
-        from tui.ui.widgets.chat_pane import ChatDeck
-        from tui.ui.widgets.downloads import DownloadsPane
-
         self._main = main = self.screen
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
         self.table = main.query_one(ModelsTable)
@@ -186,8 +185,6 @@ class LlmdeckApp(App):
         self.filter_input = main.query_one("#filter", Input)
         self.gauges_view = main.query_one("#gauges-view", GaugesView)
         self.side_gauges = main.query_one("#side-gauges", GaugesView)
-        self.chat_deck = main.query_one(ChatDeck)
-        self.downloads_pane = main.query_one(DownloadsPane)
         if self.hide_thoughts:
             self._main.add_class("-hide-thoughts")
         table = self.table
@@ -196,11 +193,40 @@ class LlmdeckApp(App):
         if self.initial_select in self.registry.models:
             table.select(self.initial_select)
         table.focus()
-        self._select(table.selected)
+        # the model list is the first frame; threads that compete for the GIL start after it
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        if not self._alive():
+            return
+        self._select(self.table.selected)
         self._poll_states()
         self._load_files()
         if self.telemetry_enabled:
             self._start_sampler()
+
+    async def ensure_chat(self):
+        """The chat deck, mounted on first use."""
+        async with self._mount_lock:
+            if self.chat_deck is None:
+                from tui.ui.widgets.chat_pane import ChatDeck
+
+                deck = ChatDeck(self.backend, id="chat-deck")
+                await self._main.query_one("#chat-slot").mount(deck)
+                self.chat_deck = deck
+        return self.chat_deck
+
+    async def ensure_downloads(self):
+        """The downloads pane, mounted on first use."""
+        async with self._mount_lock:
+            if self.downloads_pane is None:
+                from tui.ui.widgets.downloads import DownloadsPane
+
+                pane = DownloadsPane(id="downloads-pane")
+                await self._main.query_one("#downloads-slot").mount(pane)
+                self.downloads_pane = pane
+                self._show_downloads()
+        return self.downloads_pane
 
     def on_unmount(self) -> None:
         self._wake.set()
@@ -245,10 +271,11 @@ class LlmdeckApp(App):
             if st.load_eta_s is not None:
                 extra = f" {st.load_eta_s:.0f}s"
             state_cell = Text(f"{state}{extra}", style=state_cell.style)
-        return Row(model=cell(name, "bold"), quant=cell(str(quant)[:12]),
-                   files=files_text(self.files.get(name, "unknown")) if not red else cell(
-                       files_text(self.files.get(name, "unknown")).plain),
-                   state=state_cell, port=cell(str(port or "-")), vram=cell(vram), ram=cell(ram), tps=cell(tps))
+        return Row(model=cell(" " + fit(name, self.table.model_width), "bold"), quant=cell(" " + fit(str(quant), 10)),
+                   files=Text(" ") + files_text(self.files.get(name, "unknown")) if not red else cell(
+                       " " + files_text(self.files.get(name, "unknown")).plain),
+                   state=Text(" ") + state_cell, port=cell(" " + str(port or "-")), vram=cell(" " + vram),
+                   ram=cell(" " + ram), tps=cell(" " + tps))
 
     def _refresh_row(self, name: str) -> None:
         self.table.update(name, self._row(name))
@@ -277,13 +304,16 @@ class LlmdeckApp(App):
         self.refresh_bindings()
 
     async def _show_chat(self):
-        pane = await self.chat_deck.show_model(self.selected)
+        deck = await self.ensure_chat()
+        pane = await deck.show_model(self.selected)
         if pane is not None:
             st = self.states.get(pane.model)
             pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…", st.url if st else None)
         return pane
 
     def _show_downloads(self) -> None:
+        if self.downloads_pane is None:
+            return
         model = self.registry.models.get(self.selected) if self.selected else None
         self.downloads_pane.show_model(model, self.download_rows.get(self.selected or ""))
 
@@ -347,6 +377,8 @@ class LlmdeckApp(App):
                         title="crashed", severity="error", timeout=15)
 
     def _update_chat_state(self) -> None:
+        if self.chat_deck is None:
+            return
         for name, pane in self.chat_deck.panes.items():
             st = self.states.get(name)
             pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…", st.url if st else None)
@@ -544,9 +576,13 @@ class LlmdeckApp(App):
         self.downloads[name] = cancel
         job = Job(name, plan.quant, plan.total_bytes, done=plan.have_bytes, status="queued")
         self._jobs[name] = job
-        self.run_worker(self.downloads_pane.update_job(job))
+        self.run_worker(self._update_job(job))
         self.refresh_bindings()
         self._run_download(name, plan, cancel)
+
+    async def _update_job(self, job) -> None:
+        pane = await self.ensure_downloads()
+        await pane.update_job(job)
 
     @work(thread=True, group="downloads", exit_on_error=False)
     def _run_download(self, name: str, plan, cancel: threading.Event) -> None:
@@ -588,7 +624,7 @@ class LlmdeckApp(App):
         job.status = "downloading" if ev.status in ("downloading", "checking", "verifying", "retrying") else (
             job.status if ev.status in ("done", "present", "queued") else ev.status)
         job.message = ev.message if ev.status in ("retrying", "failed") else ""
-        await self.downloads_pane.update_job(job)
+        await self._update_job(job)
 
     async def on_download_finished(self, message: DownloadFinished) -> None:
         if not self._alive():
@@ -600,7 +636,7 @@ class LlmdeckApp(App):
             job.message = message.text
             if message.ok:
                 job.done = job.total
-            await self.downloads_pane.update_job(job)
+            await self._update_job(job)
         self.notify(f"download {message.model}: {'done, ' if message.ok else ''}{message.text}",
                     severity="information" if message.ok else "warning", timeout=10)
         self._load_files()
@@ -640,7 +676,7 @@ class LlmdeckApp(App):
             if chat is not None:
                 chat.prompt.focus()
         elif pane == "downloads":
-            self.downloads_pane.focus()
+            (await self.ensure_downloads()).focus()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -651,6 +687,8 @@ class LlmdeckApp(App):
         pane = event.pane.id
         if pane == "chat":
             await self._show_chat()
+        elif pane == "downloads":
+            await self.ensure_downloads()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -746,7 +784,7 @@ class LlmdeckApp(App):
             return
         if a.scope == "downloads":
             self.show_pane("downloads")
-            await self.run_action(a.action, self.downloads_pane)
+            await self.run_action(a.action, await self.ensure_downloads())
             return
         if a.scope == "list":
             await self.run_action(a.action, self.table)

@@ -184,7 +184,8 @@ class AssistantTurn(Vertical):
         s = self._streams.pop(key, None)
         if s is not None:
             await s.stop()
-            await md.update(full)
+            if md.source != full:  # safety net only: a full re-parse of a long reply stalls
+                await md.update(full)
 
     async def finish(self) -> None:
         """Stop the streams; give each block its whole text once (fence safety net)."""

@@ -14,10 +14,16 @@ from textual.widgets import DataTable
 
 from tui.ui import keys
 
-#: (label, key, width): fixed widths so a cell never truncates when its text changes
-#: (80 columns: 64 of text + 16 of cell padding)
+#: (label, key, width). Cells have no padding; each column is one wider than its text so
+#: columns stay apart. The model column takes the longest name, up to MODEL_MAX: the whole
+#: table then fits 80 columns (names cut with "…"; the title of the details dialog has it all).
 COLUMNS = (("model", "model", 13), ("quant", "quant", 10), ("files", "files", 7), ("state", "state", 11),
-           ("port", "port", 5), ("VRAM", "vram", 6), ("RAM", "ram", 6), ("tok/s", "tps", 6))
+           ("port", "port", 5), ("VRAM", "vram", 6), ("RAM", "ram", 6), ("tok/s", "tps", 5))
+MODEL_MAX = 20
+
+
+def fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,18 @@ class Row:
 class ModelsTable(DataTable):
     BINDINGS = keys.bindings("list")
 
-    def __init__(self, **kw) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+    def __init__(self, names: list[str] | None = None, **kw) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=0, **kw)
         self._rows: dict[str, Row] = {}
         self._shown: list[str] = []
+        self.model_width = max([COLUMNS[0][2], *(len(n) for n in names or [])])
+        self.model_width = min(self.model_width, MODEL_MAX)
 
     def on_mount(self) -> None:
         for label, key, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+            if key == "model":
+                width = self.model_width
+            self.add_column(" " + label, key=key, width=width + 1)
 
     @property
     def shown(self) -> list[str]:
