@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "tui.cli.cmd_serve",
     "tui.cli.cmd_telemetry",
     "tui.cli.cmd_bench",
+    "tui.cli.cmd_chat",
 ]
 
 

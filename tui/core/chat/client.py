@@ -31,6 +31,8 @@ Decisions:
   LightLLM parse when llmdeck passes them a ``reasoning_parser``; an external server is not
   known to parse (its structured ``reasoning_content`` switches the raw parser off anyway).
 * Timeouts: connect 10 s, read 900 s (older servers send nothing during a long prefill).
+* httpx is imported inside the methods: ``import httpx`` loads rich (for httpx's own CLI),
+  and the core must not import UI libraries when it is imported.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def running_url(registry: "Registry", model: "Model") -> str | None:
     try:
         from tui.core import supervisor
 
-        st = supervisor.state_of(registry, model.name)
+        st = supervisor.state_of(registry, model.name, probe=False)  # the pid record's URL, no probe
     except Exception:  # no supervisor yet, or it cannot tell: fall back to the registry
         return None
     url = getattr(st, "url", None)
