@@ -190,6 +190,25 @@ def test_target_from_registry(tmp_path, monkeypatch):
     assert r.server_parses_reasoning is None and r.model == "remote"
 
 
+def test_target_uses_the_supervisors_url_when_the_server_runs_elsewhere(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tui.core import supervisor
+
+    reg = write_registry(tmp_path, {"g": {"default_port": 8001, "model_path": "x.gguf"}})
+    seen = {}
+
+    def fake_state_of(registry, name, probe=True):
+        seen["probe"] = probe
+        return SimpleNamespace(state="ready", url="http://127.0.0.1:9123/v1")
+
+    monkeypatch.setattr(supervisor, "state_of", fake_state_of)
+    assert ChatTarget.from_registry(reg, "g").base_url == "http://127.0.0.1:9123/v1"
+    assert seen["probe"] is False   # no network probe just to find the URL
+    monkeypatch.setattr(supervisor, "state_of", lambda *a, **k: SimpleNamespace(state="stopped", url=None))
+    assert ChatTarget.from_registry(reg, "g").base_url == "http://127.0.0.1:8001/v1"
+
+
 def test_llama_server_that_parses_reasoning_does_not_start_in_reasoning(tmp_path):
     reg = write_registry(tmp_path, {"g": {"default_port": 8001, "model_path": "x.gguf", "reasoning_parser": "glm45"}})
     t = ChatTarget.from_registry(reg, "g")
@@ -327,3 +346,20 @@ async def test_interrupted_turn_keeps_its_partial_text(server):
         [e async for e in conv.send("go")]
     assert conv.messages[-1] == {"role": "assistant", "content": "Half"}
     assert conv.last.error.kind == "interrupted"
+
+
+async def test_a_payload_the_client_cannot_read_ends_the_turn_with_one_error(server):
+    # content that is not text: the turn still ends (no hang), with one line
+    server.queue(CHAT, Reply(body=sse(vllm({"content": "ok "}), vllm({"content": {"weird": 1}}),
+                                      vllm(finish="stop"))))
+    async with ChatClient(server.base_url, model="m") as c:
+        evs = await asyncio.wait_for(run(c), 10)
+    assert evs[0] == Content("ok ") and evs[-1].kind == "protocol" and "\n" not in evs[-1].message
+    assert sum(isinstance(e, (Done, Error)) for e in evs) == 1
+
+
+async def test_content_parts_are_read_as_text(server):
+    server.queue(CHAT, Reply(body=sse(vllm({"content": [{"type": "text", "text": "Hel"}, "lo"]}), vllm(finish="stop"))))
+    async with ChatClient(server.base_url, model="m") as c:
+        evs = await run(c)
+    assert evs[0] == Content("Hello") and evs[-1].finish_reason == "stop"

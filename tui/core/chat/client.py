@@ -316,11 +316,16 @@ class ChatClient:
             else:
                 put(dec.close(clock()))
         except Exception as exc:  # never leave the consumer waiting
-            put(dec.fail(Error(f"chat request to {url} failed: {type(exc).__name__}: {exc}", None,
-                               "protocol"), clock()))
+            err = Error(f"chat request to {url} failed: {type(exc).__name__}: {exc}", None, "protocol")
+            try:
+                put(dec.fail(err, clock()))
+            except Exception:  # the decoder itself is what failed: end with the error alone
+                dec.done = True
+                put([err])
         finally:
             if not dec.done:
-                put(dec.fail(Error("the chat stream ended unexpectedly", None, "protocol"), clock()))
+                dec.done = True
+                put([Error("the chat stream ended unexpectedly", None, "protocol")])
 
     # --- cancel -------------------------------------------------------------------------
 

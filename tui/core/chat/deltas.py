@@ -45,6 +45,16 @@ def _one_line(s: Any) -> str:
     return " ".join(str(s).split())
 
 
+def _as_text(v: Any, field: str) -> str:
+    """A delta's text field: a string, or OpenAI content parts (``[{"type": "text", "text": …}]``)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list) and all(isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str))
+                                   for p in v):
+        return "".join(p if isinstance(p, str) else p["text"] for p in v)
+    raise ValueError(f"server sent a '{field}' delta that is not text: {json.dumps(v)[:80]}")
+
+
 def error_from_payload(obj: dict) -> Error | None:
     """The error a stream payload carries, or None."""
     err = obj.get("error")
@@ -82,17 +92,20 @@ class DeltaAssembler:
         if not isinstance(obj, dict):
             return Error(f"server sent a stream payload that is not a JSON object: {_one_line(obj)[:200]}",
                          None, "protocol")
-        if "error" in obj or obj.get("object") == "error" or ("message" in obj and "choices" not in obj):
+        choices = obj.get("choices")
+        if "error" in obj or (choices is None and (obj.get("object") == "error" or "message" in obj)):
             err = error_from_payload(obj)
             if err is not None:
                 return err
-        choices = obj.get("choices")
         if choices:
             ch = choices[0]
             if isinstance(ch, dict):
                 delta = ch.get("delta") or ch.get("message")
                 if delta:
-                    self._delta(delta, out)
+                    try:
+                        self._delta(delta, out)
+                    except ValueError as exc:
+                        return Error(str(exc), None, "protocol")
                 fr = ch.get("finish_reason")
                 if fr:
                     self.finish_reason = fr
@@ -110,6 +123,10 @@ class DeltaAssembler:
         counted = False
         r = delta.get("reasoning_content")
         r2 = delta.get("reasoning")
+        if r is not None and type(r) is not str:
+            r = _as_text(r, "reasoning_content")
+        if r2 is not None and type(r2) is not str:
+            r2 = _as_text(r2, "reasoning")
         if r2 and r2 != r:
             r = r + r2 if r else r2
         if r:
@@ -120,6 +137,8 @@ class DeltaAssembler:
             counted = True
         c = delta.get("content")
         if c:
+            if type(c) is not str:
+                c = _as_text(c, "content")
             self.raw.feed(c, out)
             counted = True
         tcs = delta.get("tool_calls")

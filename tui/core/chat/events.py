@@ -33,7 +33,6 @@ ERROR_KINDS = (
     "server",            # an {"error": …} payload inside the stream
     "interrupted",       # the stream closed without a finish reason
     "protocol",          # the server sent something that is not an SSE/JSON chunk
-    "request",           # the request could not be built (bad tools file, …)
 )
 
 
