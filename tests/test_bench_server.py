@@ -8,6 +8,8 @@ import json
 import random
 import re
 import socket
+import sys
+import threading
 import urllib.request
 
 import pytest
@@ -65,6 +67,7 @@ def _check_common(res: bench.WorkloadResult, n: int, max_tokens: int) -> None:
 async def test_every_workload_kind_against_llama_server_parallel_4(llama_server):
     srv = llama_server("--parallel", "4")
     target = bench.Target(srv.base_url, "smollm2")
+    interval = sys.getswitchinterval()
     nb, n, mt = 5, 4, 6  # five for the burst: one more than the slots
     opts = bench.BenchOptions(requests=n, max_tokens=mt, seed=3, progress_interval_s=0.05)
     before = _metric(srv, "tokens_predicted_total")
@@ -106,6 +109,10 @@ async def test_every_workload_kind_against_llama_server_parallel_4(llama_server)
     offsets = [r.scheduled - t0 for r in sorted(rate.records, key=lambda r: r.index)]
     assert offsets == pytest.approx(rate_w.arrivals(n, seed=3), abs=1e-6)
     assert rate.client.send_lag_ms.max < 200
+
+    # the first-token watcher thread is gone and the interpreter's switch interval restored
+    assert not [t for t in threading.enumerate() if t.name == "llmdeck-bench-ttft"]
+    assert sys.getswitchinterval() == interval
 
 
 async def test_failures_are_counted_with_the_servers_reason(llama_server):

@@ -236,6 +236,9 @@ class _Transport:
     def close(self):
         self.aborted = True
 
+    def get_extra_info(self, name, default=None):
+        return default  # no socket: read batching stays off
+
 
 def _frame(p: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(p), p)
@@ -285,8 +288,10 @@ def _stream(n_tokens=12, reasoning=2, crlf=False) -> bytes:
     return body
 
 
-async def test_parser_survives_every_cut_and_reuses_the_connection():
-    body = _stream()
+@pytest.mark.parametrize("lazy", [True, False])
+async def test_parser_survives_every_cut_and_reuses_the_connection(lazy, monkeypatch):
+    monkeypatch.setattr(bclient, "LAZY", lazy)
+    body = _stream(n_tokens=40)
     rng = random.Random(5)
     for trial in range(200):
         chunks = _random_cuts(rng, len(body), 60)
@@ -299,9 +304,9 @@ async def test_parser_survives_every_cut_and_reuses_the_connection():
         rec, fut, conn, client = _feed(wire, _random_cuts(rng, len(wire), 30))
         assert fut.done() and fut.result() == "done"
         assert rec.ok, rec.error
-        assert rec.output_tokens == 12 and rec.counted_tokens == 12 and rec.prompt_tokens == 7
+        assert rec.output_tokens == 40 and rec.counted_tokens == 40 and rec.prompt_tokens == 7
         assert rec.server_prompt_ms == 12.5 and rec.response_id == "chatcmpl-1"
-        assert client._idle == [conn] and client.tokens_seen == 12
+        assert client._idle == [conn] and client.tokens_seen == 40 and not client._streaming
 
 
 async def test_parser_one_byte_reads_crlf_events_and_content_length_body():
@@ -313,7 +318,9 @@ async def test_parser_one_byte_reads_crlf_events_and_content_length_body():
 
 
 async def test_parser_without_usage_counts_text_events():
-    body = b"".join(_ev({"choices": [{"delta": {"content": c}}]}) for c in ["a", "", "b", "c"]) + b"data: [DONE]\n\n"
+    body = b"".join(_ev({"choices": [{"delta": {"content": c}}]}) for c in ["a", "b", "c"])
+    body += _ev({"choices": [{"delta": {"content": ""}, "finish_reason": "stop"}]})  # vLLM's last chunk
+    body += b"data: [DONE]\n\n"
     wire = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body
     rec, fut, conn, _ = _feed(wire, [])
     assert not fut.done()  # a close-delimited body ends with the connection
@@ -362,3 +369,81 @@ async def test_a_pooled_connection_closed_while_idle_is_retried_not_failed():
     fut2 = conn.begin(rec2, b"", 30)
     conn.connection_lost(None)
     assert fut2.result() == "retry" and rec2.error is None
+
+
+# --- first-token stamping, bulk de-chunking --------------------------------------------------
+
+def test_first_text_pattern_and_text_keys():
+    from tui.core.bench.client import _FIRST_TEXT, _text_keys
+
+    role = b'data: {"choices":[{"delta":{"role":"assistant","content":null},"index":0}]}\n\n'
+    empty = b'data: {"choices":[{"delta":{"content":""},"index":0}]}\n\n'
+    assert not _FIRST_TEXT.search(role + empty)
+    assert _FIRST_TEXT.search(role + b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n')
+    assert _FIRST_TEXT.search(b'data: {"choices": [{"delta": {"reasoning_content": "hm"}}]}\n\n')
+    assert _FIRST_TEXT.search(b'data: {"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}\n\n')
+    # a delta that closes before a later object's text does not match across it
+    assert not _FIRST_TEXT.search(b'{"delta":{},"x":{"content":"a"}}')
+    assert _text_keys(b'{"content":"a"}', {"content": "a"}) == (b'content":"',)
+    assert _text_keys(b'{"reasoning": "a"}', {"reasoning": "a"}) == (b'content": "', b'"reasoning": "')
+
+
+def test_bulk_chunks_takes_whole_chunks_and_stops_where_it_must():
+    from tui.core.bench.client import _bulk_chunks
+
+    evs = [b"data: {\"n\":%d}\n\n" % i for i in range(50)]
+    wire = b"".join(_frame(e) for e in evs)
+    out: list = []
+    assert _bulk_chunks(wire, 0, out) == len(wire) and out == evs
+    out = []  # a chunk cut by the end of the read is left to the exact loop
+    assert _bulk_chunks(wire[:-3], 0, out) == len(wire) - len(_frame(evs[-1])) and out == evs[:-1]
+    out = []  # the zero chunk ends the run
+    assert _bulk_chunks(wire + b"0\r\n\r\n", 0, out) == len(wire) and out == evs
+    out = []  # a CRLF inside a payload shifts the pairs: then an SSE line is no hex size
+    odd = _frame(b"data: a\r\n\r\n")
+    assert _bulk_chunks(_frame(evs[0]) + odd + wire, 0, out) == 0 and out == []
+    out = []  # sizes that do not match their payloads: taken up to the first mismatch
+    assert _bulk_chunks(_frame(evs[0]) + b"3\r\nab\r\n" + wire, 0, out) == len(_frame(evs[0])) and out == evs[:1]
+    assert _bulk_chunks(b"zz\r\nxx\r\n", 0, []) == 0
+
+
+async def _answer_slowly(watch: bool, monkeypatch):
+    """A request to a raw socket peer; the first token arrives while the event loop is blocked."""
+    import asyncio
+    import socket
+    import time
+
+    monkeypatch.setattr(bclient, "WATCH_FIRST_TOKEN", watch)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen()
+    client = bclient.StreamClient(f"http://127.0.0.1:{lsock.getsockname()[1]}/v1")
+    rec = bclient.RequestRecord(0)
+    task = asyncio.ensure_future(client.send(rec, client.encode({"model": "m", "stream": True})))
+    await asyncio.sleep(0.05)
+    peer, _ = lsock.accept()
+    try:
+        assert peer.recv(65536).startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        first = _ev({"id": "r1", "choices": [{"delta": {"content": "Hi"}}]})
+        rest = _ev({"id": "r1", "choices": [], "usage": {"completion_tokens": 1, "prompt_tokens": 2}})
+        rest += b"data: [DONE]\n\n"
+        peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(first) + len(rest)) + first)
+        sent = time.monotonic()
+        time.sleep(0.3)  # the loop is busy: only the watcher thread can see the token arrive
+        peer.sendall(rest)
+        await task
+    finally:
+        peer.close()
+        lsock.close()
+        await client.aclose()
+    assert rec.ok and rec.output_tokens == 1 and rec.response_id == "r1"
+    return rec.first - sent
+
+
+async def test_the_watcher_stamps_a_first_token_that_arrives_while_the_loop_is_busy(monkeypatch):
+    import sys
+
+    interval = sys.getswitchinterval()
+    assert await _answer_slowly(True, monkeypatch) < 0.1
+    assert sys.getswitchinterval() == interval  # restored when the client closes
+    assert await _answer_slowly(False, monkeypatch) >= 0.3  # without it: when the loop got to it

@@ -10,20 +10,35 @@ connection is an :class:`asyncio.Protocol`; each socket read is handled in one c
    after it, the block is handled in bulk: text events are counted with ``bytes.count`` and
    only events holding ``"usage"``, ``"timings"`` or ``"error"`` are parsed.
 
+**Lazy mid-stream parsing.** With hundreds of streams the event loop wakes once per socket per
+token, and a first token that arrives meanwhile waits for the whole pass: TTFT would grow with
+the client's own load. So once a response has its first token, a read only appends the bytes
+to a list and checks them for the end of the stream (``[DONE]`` or the last chunk, also across
+two reads); they are parsed together when the end shows, when 64 KiB are held, when the
+connection closes, or when live progress asks (:meth:`StreamClient.flush`). The end is
+parsed with the time of the read that brought it, so end-to-end latency is exact; only the
+live token count lags by up to one progress interval.
+
 Memory is bounded: nothing of a response is kept beyond the unfinished SSE event (at most
-8 MiB) and the first 8 KiB of an HTTP error body.
+8 MiB), 64 KiB of unparsed stream per connection and the first 8 KiB of an HTTP error body.
 
 Decisions:
 
-* **TTFT** runs from just before a connection is taken (pooled, or opened: connecting is part of
-  what a client waits for) and the request written, to the read that carries the first
-  non-empty ``content``, ``reasoning_content``, ``reasoning`` or ``tool_calls`` delta. The
-  role-only first chunk does not count.
+* **TTFT** runs from the moment the request is written to the connection (after connecting,
+  which a request that must open one spends first; a send that fails to connect is timed from
+  before the connect) to the read that carries the first non-empty ``content``,
+  ``reasoning_content``, ``reasoning`` or ``tool_calls`` delta. The role-only first chunk does
+  not count. Time spent connecting shows in the runner's send lag instead.
 * **End-to-end latency** ends at ``data: [DONE]`` (or the end of the body if a server sends no
   ``[DONE]``).
 * **Output tokens** are ``usage.completion_tokens`` (asked for with
   ``stream_options.include_usage``); a server that sends no usage is counted one token per text
-  event. ``timings.prompt_ms`` (llama.cpp) is kept as the server-side prefill time.
+  event, the text fields being those the stream's first token used (``content`` and
+  ``reasoning_content``; vLLM's ``reasoning`` or tool-call ``arguments`` when it starts with
+  them). ``timings.prompt_ms`` (llama.cpp) is kept as the server-side prefill time.
+* **Usage, timings, errors and [DONE]** are looked for after the stream's last text event (where
+  every server puts them, and where an error ends a stream), so a long block of tokens costs one
+  C scan per text field and no per-event work.
 * **Errors**: an HTTP status other than 200 (with the server's message), an ``error`` event in
   the stream, a connection refused or closed before the response finished, or the per-request
   timeout. A pooled keep-alive connection that the server closed while idle is retried once on a
@@ -35,14 +50,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import select
 import socket
+import sys
 import time
+from itertools import repeat
 from urllib.parse import urlsplit
 
 monotonic = time.monotonic
 
 MAX_EVENT_BYTES = 8 << 20
 MAX_ERROR_BODY = 8 << 10
+LAZY = True  # lazy mid-stream parsing (tests turn it off to compare)
+WATCH_FIRST_TOKEN = True  # stamp first tokens from a watcher thread (see _FirstTokenWatcher)
+LAZY_MAX_BYTES = 64 << 10
+BULK_MIN_BYTES = 2048  # reads larger than this undo their chunk framing in bulk
 
 
 class RequestRecord:
@@ -85,22 +108,58 @@ class _Malformed(Exception):
     pass
 
 
-def _count_text(block: bytes, spaced: bool) -> int:
-    """Events carrying text in a block of complete SSE events (used after the first token).
+def _text_keys(data: bytes, delta: dict) -> tuple[bytes, ...]:
+    """What marks a text event in this stream, from its first one: ``content":"`` (which also
+    ends ``reasoning_content":"``), plus ``"reasoning":"`` and ``"arguments":"`` when the stream
+    starts with them; with a space after the colon for servers that write JSON that way."""
+    sep = b'": "' if b'": ' in data else b'":"'
+    keys = [b'content' + sep]
+    if delta.get("reasoning"):
+        keys.append(b'"reasoning' + sep)
+    if delta.get("tool_calls"):
+        keys.append(b'"arguments' + sep)
+    return tuple(keys)
 
-    ``spaced``: the server writes JSON with a space after colons (``"content": "x"``).
+
+def _bulk_chunks(data: bytes, pos: int, out: list) -> int:
+    """Take the whole chunks of ``data`` from ``pos`` (a chunk boundary) without a Python loop
+    per chunk; returns where the exact per-chunk loop must go on (a cut chunk, the last chunk).
+
+    Split on CRLF, a run of chunks is ``[size, payload, size, payload, …]``; it is accepted up to
+    the first pair whose payload length differs from its size and before the zero chunk. A
+    payload holding CRLF shifts the pairs, and then a "size" is an SSE line such as ``data: …``,
+    which is not hex: nothing is taken and the exact loop reads the whole run.
     """
-    if spaced:
-        n = block.count(b'content": "') - block.count(b'content": ""')
-    else:
-        n = block.count(b'content":"') - block.count(b'content":""')
-    if b'"reasoning"' in block:
-        n += (block.count(b'"reasoning":"') + block.count(b'"reasoning": "')
-              - block.count(b'"reasoning":""') - block.count(b'"reasoning": ""'))
-    if b'"arguments"' in block:
-        n += (block.count(b'"arguments":"') + block.count(b'"arguments": "')
-              - block.count(b'"arguments":""') - block.count(b'"arguments": ""'))
-    return n
+    parts = data[pos:].split(b"\r\n")
+    m = (len(parts) - 1) // 2  # pairs followed by more bytes are complete
+    if m < 1:
+        return pos
+    sizes, payloads = parts[0:2 * m:2], parts[1:2 * m:2]
+    try:
+        szs = list(map(int, sizes, repeat(16)))
+    except ValueError:
+        return pos  # chunk extensions or a CRLF inside a payload: the exact loop decides
+    lens = list(map(len, payloads))
+    good = szs.index(0) if 0 in szs else m
+    if szs[:good] != lens[:good]:
+        good = next(i for i, (a, b) in enumerate(zip(szs, lens)) if a != b)
+    if not good:
+        return pos
+    out.extend(payloads[:good])
+    return pos + sum(map(len, sizes[:good])) + sum(lens[:good]) + 4 * good
+
+
+def _events_with(block: bytes, marker: bytes):
+    """(offset, event) for each event of ``block`` holding ``marker`` (found with bytes.find, so
+    a block of thousands of events costs a few C scans when the marker is rare)."""
+    i = block.find(marker)
+    while i >= 0:
+        start = block.rfind(b"\n\n", 0, i)
+        start = 0 if start < 0 else start + 2
+        end = block.find(b"\n\n", i)
+        end = len(block) if end < 0 else end
+        yield start, block[start:end]
+        i = block.find(marker, end)
 
 
 def _event_data(ev: bytes) -> bytes | None:
@@ -129,6 +188,118 @@ def _has_text(delta: dict) -> bool:
                 or delta.get("tool_calls"))
 
 
+# the first text delta of a stream, as it appears in the raw bytes (JSON with or without spaces)
+_FIRST_TEXT = re.compile(rb'"delta":\s*\{[^{}]*"(?:content|reasoning_content|reasoning)":\s*"[^"]'
+                         rb'|"delta":\s*\{[^{}]*"tool_calls":\s*\[')
+
+
+def _request_short_slice(slice_ns: int = 100_000) -> bool:
+    """Ask the Linux scheduler (EEVDF, 6.6+) for a 0.1 ms slice for the calling thread, so that
+    on wake-up it preempts busy threads at once instead of waiting for their slice to end (a
+    normal-priority request, no privilege needed). Best effort: False where unsupported."""
+    import ctypes
+    import platform
+    import struct
+
+    nr = {"x86_64": 314, "aarch64": 274}.get(platform.machine())
+    if nr is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # struct sched_attr (VER1, 56 bytes): SCHED_OTHER with sched_runtime = the slice
+        attr = ctypes.create_string_buffer(struct.pack("IIQiIQQQII", 56, 0, 0, 0, 0, slice_ns, 0, 0, 0, 0))
+        return libc.syscall(nr, 0, attr, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class _FirstTokenWatcher:
+    """A thread that sleeps in ``epoll`` on the sockets still waiting for their first token and
+    notes when one arrives (``_Conn.seen_at``).
+
+    With hundreds of streams, the event loop may be partway through a long pass over busy
+    sockets when a first token lands; stamping it here keeps the client's own load out of TTFT.
+    The thread only peeks (``MSG_PEEK``) at a dup of the socket and never consumes data; the event
+    loop still parses every byte and decides what the first token is — the stamp is used only
+    when it lies between the send and the loop's own read. The interpreter's thread switch
+    interval is lowered to 0.5 ms while the watcher runs, so the stamp waits at most that long
+    for the GIL, and the thread asks the scheduler for a short slice so that it runs as soon as
+    it wakes even when the CPUs are busy. Linux only (edge-triggered epoll); elsewhere the
+    loop's read time is used.
+    """
+
+    SWITCH_INTERVAL_S = 0.0005
+
+    def __init__(self) -> None:
+        import threading
+
+        self.ep = select.epoll()
+        self.watch: dict[int, _Conn] = {}
+        self.running = True
+        self.saved_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.saved_interval, self.SWITCH_INTERVAL_S))
+        self.thread = threading.Thread(target=self._run, name="llmdeck-bench-ttft", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def start(cls) -> "_FirstTokenWatcher | None":
+        if not hasattr(select, "epoll"):
+            return None
+        return cls()
+
+    def add(self, conn: "_Conn") -> None:
+        fd = conn.peek.fileno()
+        if self.watch.get(fd) is conn:
+            return
+        self.watch[fd] = conn
+        try:
+            self.ep.register(fd, select.EPOLLIN | select.EPOLLET | select.EPOLLRDHUP)
+        except OSError:
+            self.watch.pop(fd, None)
+
+    def remove(self, conn: "_Conn") -> None:
+        fd = conn.peek.fileno()
+        if self.watch.get(fd) is conn and self.watch.pop(fd, None) is conn:
+            try:
+                self.ep.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def _run(self) -> None:
+        _request_short_slice()
+        flags = socket.MSG_PEEK | socket.MSG_DONTWAIT
+        while self.running:
+            try:
+                events = self.ep.poll(0.05)
+            except (OSError, ValueError):
+                return
+            if not events:
+                continue
+            now = monotonic()
+            for fd, _ in events:
+                conn = self.watch.get(fd)
+                if conn is None or conn.peek is None:
+                    continue
+                try:
+                    data = conn.peek.recv(65536, flags)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    self.remove(conn)
+                    continue
+                if not data:
+                    self.remove(conn)
+                elif _FIRST_TEXT.search(data):
+                    conn.seen_at = now
+                    self.remove(conn)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(1.0)
+        self.ep.close()
+        sys.setswitchinterval(self.saved_interval)
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; runs one request at a time."""
 
@@ -145,9 +316,25 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.lazy = False
+        self.seen_at: float | None = None
+        self.peek = None  # a dup of the socket for the first-token watcher
+        self.client._conns.add(self)
+        watcher = self.client._watcher
+        if watcher is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    self.peek = socket.socket(fileno=os.dup(sock.fileno()))
+                except OSError:
+                    self.peek = None
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self.client._conns.discard(self)
+        if self.lazy:
+            self._drain(monotonic())
+        self._close_peek()
         if self.rec is None:
             return
         if not self.got_bytes and self.reused:
@@ -160,6 +347,17 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = monotonic()
+        if self.lazy:  # mid-stream: keep the bytes, parse them when the end shows or every 64 KiB
+            self.pend.append(data)
+            self.pend_n += len(data)
+            edge = self.tail + data[:8]
+            if (self.pend_n < LAZY_MAX_BYTES and b"[DONE]" not in data and b"\r\n0\r\n" not in data
+                    and b"[DONE]" not in edge and b"\r\n0\r\n" not in edge
+                    and (self.remaining is None or self.pend_n < self.remaining)):
+                self.tail = data[-8:]
+                return
+            self._drain(now)
+            return
         if self.rec is None:  # bytes while idle: the connection is no longer in a known state
             self.transport.close()
             return
@@ -187,6 +385,17 @@ class _Conn(asyncio.Protocol):
         except _Malformed as exc:
             self._fail(f"malformed response: {exc}")
 
+    def _unwatch(self) -> None:
+        w = self.client._watcher
+        if w is not None and self.peek is not None:
+            w.remove(self)
+
+    def _close_peek(self) -> None:
+        if self.peek is not None:
+            self._unwatch()
+            self.peek.close()
+            self.peek = None
+
     # --- one exchange --------------------------------------------------------------------
 
     def begin(self, rec: RequestRecord, request: bytes, timeout: float) -> asyncio.Future:
@@ -210,13 +419,34 @@ class _Conn(asyncio.Protocol):
         self.sse = b""
         self.errbody = bytearray()
         self.stream_error: str | None = None
-        self.spaced = False
+        self.text_keys: tuple[bytes, ...] = ()
+        self.lazy = False
+        self.pend: list[bytes] = []
+        self.pend_n = 0
+        self.tail = b""
         self.usage_tokens: int | None = None
         self.done_at: float | None = None
         self.fut = loop.create_future()
         self.timer = loop.call_later(timeout, self._timeout, timeout)
+        self.seen_at = None
+        if self.peek is not None:
+            self.client._watcher.add(self)
+        rec.start = monotonic()
         self.transport.write(request)
         return self.fut
+
+    def _drain(self, now: float) -> None:
+        """Parse the bytes kept in lazy mode, as one read arriving ``now``."""
+        data = self.pend[0] if len(self.pend) == 1 else b"".join(self.pend)
+        self.pend, self.pend_n, self.tail = [], 0, b""
+        if self.done_at is not None or self.c_trailer:
+            self.lazy = False  # the end has begun: parse the rest as it comes
+        try:
+            self._on_body(data, now)
+        except _Malformed as exc:
+            self._fail(f"malformed response: {exc}")
+        if self.rec is not None and (self.done_at is not None or self.c_trailer):
+            self.lazy = False
 
     def _parse_head(self, head: bytes) -> None:
         lines = head.split(b"\r\n")
@@ -298,6 +528,7 @@ class _Conn(asyncio.Protocol):
                     return data[i + 2:n - 2]
         out = []
         find = data.find
+        bulk = n > BULK_MIN_BYTES
         while pos < n:
             if left:
                 end = pos + left
@@ -319,6 +550,11 @@ class _Conn(asyncio.Protocol):
                     raise _Malformed("no CRLF after a chunk")
                 pos += crlf
                 crlf = 0
+                if pos >= n:
+                    break
+            if bulk:  # at a chunk boundary with much data: whole chunks in a few C calls
+                bulk = False
+                pos = _bulk_chunks(data, pos, out)
                 if pos >= n:
                     break
             i = find(b"\r\n", pos)
@@ -386,20 +622,30 @@ class _Conn(asyncio.Protocol):
         rec = self.rec
         if rec.first is None:
             block = self._slow(block, now)
+            if rec.first is not None:
+                self.lazy = LAZY
+                self.client._streaming.add(self)
             if not block:
                 return
-        n = _count_text(block, self.spaced)
+        # one C scan per text key over the block; the events that matter besides text (usage,
+        # timings, an error, [DONE]) come after the last text event, so only that tail is searched
+        keys = self.text_keys
+        n = 0
+        last = -1
+        for k in keys:
+            n += block.count(k)
+            last = max(last, block.rfind(k))
+        tail = block[block.rfind(b"\n\n", 0, last) + 2:] if last >= 0 else block
+        for k in keys:  # finish chunks with an empty text field
+            n -= tail.count(k + b'"')
         rec.counted_tokens += n
         self.client.tokens_seen += n
-        if b'"usage"' in block or b'"timings"' in block or b'"error"' in block:
-            for ev in block.split(b"\n\n"):
-                if b'"usage"' in ev or b'"timings"' in ev or b'"error"' in ev:
+        seen: set[int] = set()
+        for marker in (b'"usage"', b'"timings"', b'"error"', b"[DONE]"):
+            for start, ev in _events_with(tail, marker):
+                if start not in seen:
+                    seen.add(start)
                     self._inspect_event(ev, now, after_first=True)
-        if b"[DONE]" in block and self.done_at is None:
-            for ev in block.split(b"\n\n"):
-                if _event_data(ev) == b"[DONE]":
-                    self.done_at = now
-                    break
 
     def _slow(self, block: bytes, now: float) -> bytes:
         """Parse events one by one until the first token; return the rest of the block."""
@@ -450,9 +696,12 @@ class _Conn(asyncio.Protocol):
             delta = choices[0].get("delta")
             if isinstance(delta, dict) and _has_text(delta):
                 rec = self.rec
-                rec.first = now
+                seen = self.seen_at
+                # the watcher thread saw it arrive while the loop was busy elsewhere
+                rec.first = seen if seen is not None and rec.start <= seen < now else now
+                self._unwatch()
                 rec.response_id = obj.get("id")
-                self.spaced = b'": ' in data
+                self.text_keys = _text_keys(data, delta)
                 rec.counted_tokens += 1
                 self.client.tokens_seen += 1
                 return True
@@ -484,6 +733,9 @@ class _Conn(asyncio.Protocol):
         self._finish("done", reusable=reusable)
 
     def _fail(self, msg: str) -> None:
+        if self.lazy:
+            self.lazy = False  # count what arrived, but the request fails with msg
+            self._drain(monotonic())
         rec = self.rec
         if rec is None:
             return
@@ -498,6 +750,9 @@ class _Conn(asyncio.Protocol):
         self._fail(f"timed out after {timeout:g}s")
 
     def _finish(self, outcome: str, reusable: bool) -> None:
+        self.lazy = False
+        self.client._streaming.discard(self)
+        self._unwatch()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -533,6 +788,9 @@ class StreamClient:
         self.tokens_seen = 0
         self.connections_opened = 0
         self._idle: list[_Conn] = []
+        self._streaming: set[_Conn] = set()  # connections in lazy mode
+        self._watcher = _FirstTokenWatcher.start() if WATCH_FIRST_TOKEN else None
+        self._conns: set[_Conn] = set()  # open connections
         self._addrs: list[tuple] | None = None
         self._ssl = None
         hostport = u.netloc.rpartition("@")[2]
@@ -573,7 +831,7 @@ class StreamClient:
 
     async def send(self, rec: RequestRecord, request: bytes) -> RequestRecord:
         """Send one encoded request and fill ``rec``; never raises for server or network faults."""
-        rec.start = monotonic()
+        rec.start = monotonic()  # until the request is written (then again, after connecting)
         for attempt in (0, 1):
             conn = None
             while self._idle and not attempt:  # a retry always opens a new connection
@@ -600,9 +858,23 @@ class StreamClient:
             rec.end = monotonic()
         return rec
 
+    def flush(self) -> None:
+        """Parse what lazy connections hold (before reading ``tokens_seen`` for live progress)."""
+        now = monotonic()
+        for c in list(self._streaming):
+            if c.pend:
+                c._drain(now)
+
     async def aclose(self) -> None:
-        while self._idle:
-            c = self._idle.pop()
-            if not c.closed:
-                c.closed = True
-                c.transport.close()
+        """Close every connection and stop the watcher thread."""
+        self._idle.clear()
+        for c in list(self._conns):
+            c.closed = True
+            c.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost run
+        for c in list(self._conns):
+            c._close_peek()
+        self._conns.clear()
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None

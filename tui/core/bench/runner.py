@@ -175,6 +175,7 @@ async def run_workload(target: Target, workload: Workload, prompts: Sequence[Pro
             lag.add((now - t - LAG_TICK_S) * 1000.0)
             if on_progress is not None and now - last_report >= options.progress_interval_s:
                 last_report = now
+                client.flush()
                 on_progress(progress(now, window))
 
     def spawn(i: int, scheduled: float | None) -> None:
