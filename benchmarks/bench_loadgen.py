@@ -4,19 +4,26 @@ as fast as it can.
 Targets (issue 8): the generator sustains >= 20,000 output tokens/s aggregate on this 2-core
 machine, and the TTFT it measures stays within 5 ms of the server-side value.
 
-The server (``--serve PORT``, started here as a child process) speaks llama-server's streaming
-protocol: chunked transfer encoding, one ``data: {chat.completion.chunk}`` event per token in
-llama.cpp's shape, a role chunk, a finish chunk, a usage chunk and ``data: [DONE]``. It does no
-inference: each decode step writes one token to every active stream, back to back, so the
-client's reading is the limit. Server-side TTFT is taken on the server's clock, from the moment
-the request was parsed to the moment its first content chunk was written; both processes use
-CLOCK_MONOTONIC, which is system-wide on Linux, and the requests are paired by the response id.
+The server (``--serve PORT``, a child process) speaks llama-server's streaming protocol: chunked
+transfer encoding, one ``data: {chat.completion.chunk}`` event per token in llama.cpp's shape, a
+role chunk, a finish chunk, a usage chunk and ``data: [DONE]``. It does no inference: each
+decode step writes one token to every active stream, back to back, so the client's reading is
+the limit (run 1). Run 2 paces the decode steps to 25,000 tok/s, like a fast GPU server with a
+512-request batch, to show the TTFT figures when the CPUs are not saturated by the test itself.
+
+Server-side TTFT runs from the kernel's receive time of the request (``SO_TIMESTAMPNS`` on the
+server's socket: it includes any wait for the server's own event loop) to the moment the first
+content chunk was written. Both processes read CLOCK_MONOTONIC, which is system-wide on Linux;
+requests are paired by response id, and the delta is split into its two legs (request written
+-> at the server's socket; first token sent -> noticed by the generator). The CPU used by this
+process, the server and everything else during each run is printed: on a machine shared with
+other work, the tail of the delta follows how busy the CPUs are.
 
 Baseline, measured in the same run: the same workload read with httpx (``aiter_lines`` +
-``json.loads`` per event), as a typical Python client does.
+``json.loads`` per event, on the same event loop), as a typical Python client does.
 
-Run: ``.venv/bin/python benchmarks/bench_loadgen.py`` (about 40 s). ``--requests``,
-``--concurrency`` and ``--tokens`` change the workload.
+Run: ``.venv/bin/python benchmarks/bench_loadgen.py`` (about 35 s). ``--requests``,
+``--concurrency``, ``--tokens`` and ``--paced`` change the workload.
 """
 
 from __future__ import annotations
