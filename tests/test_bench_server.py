@@ -187,3 +187,46 @@ async def test_the_real_servers_bytes_parse_the_same_under_every_cut(llama_serve
         assert rec.response_id == rid and rec.first is not None and rec.server_prompt_ms is not None
         assert 1 <= rec.counted_tokens <= usage["completion_tokens"]
     assert isinstance(bclient.RequestRecord(0).ttft, type(None))
+
+
+def test_a_session_runs_in_a_worker_thread_reports_each_workload_and_cancels(llama_server, tmp_path):
+    from tui.core import registry
+
+    srv = llama_server("--parallel", "2")
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": {"smol": {"engine": "external", "base_url": srv.base_url,
+                                                     "alias": "smollm2"}}}))
+    reg = registry.load(path)
+    interval = sys.getswitchinterval()
+
+    # the way the TUI uses it: checks up front, run() in a thread, results as they come
+    session = bench.BenchSession(reg, "smol", workloads=bench.parse_many(["concurrency=2", "rate=20"]),
+                                 options=bench.BenchOptions(requests=2, max_tokens=3))
+    results: list = []
+    worker = threading.Thread(target=session.run, args=(None, results.append))
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive()
+    assert [r.workload for r in results] == ["concurrency=2", "rate=20"] and session.report.runs == results
+    assert session.report.server["total_slots"] == 2
+    saved = session.save()
+    assert saved.parent == tmp_path / "logs" / "bench" and bench.list_reports(reg.logs_dir, "smol")[0].runs
+
+    # cancel() from another thread stops the workload in flight and skips the rest
+    session = bench.BenchSession(reg, "smol", workloads=bench.parse_many(["burst", "burst"]),
+                                 options=bench.BenchOptions(requests=2, max_tokens=3000, ignore_eos=True,
+                                                            progress_interval_s=0.05))
+    seen: list[bench.Progress] = []
+
+    def on_progress(p: bench.Progress) -> None:
+        seen.append(p)
+        if p.output_tokens >= 2:
+            threading.Thread(target=session.cancel).start()
+
+    worker = threading.Thread(target=session.run, args=(on_progress,))
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive() and session.cancelled
+    assert session.report.runs == [] and seen and seen[-1].output_tokens >= 2
+    assert not [t for t in threading.enumerate() if t.name == "llmdeck-bench-ttft"]
+    assert sys.getswitchinterval() == interval

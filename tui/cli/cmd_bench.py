@@ -91,44 +91,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except bench.WorkloadError as exc:
         error(str(exc))
         return EXIT_USAGE
+    options = bench.BenchOptions(requests=args.requests, max_tokens=args.max_tokens, seed=args.seed,
+                                 timeout_s=args.timeout, ignore_eos=args.ignore_eos)
     try:
-        if args.prompts:
-            prompts = bench.load_sharegpt(args.prompts, args.requests, args.seed)
-            source = args.prompts
-        else:
-            prompts = bench.synthetic(args.requests, args.seed)
-            source = "synthetic"
+        session = bench.BenchSession(reg, args.model, workloads=workloads, options=options,
+                                     prompts_file=args.prompts)
     except bench.PromptsError as exc:
         error(f"--prompts {exc}")
         return EXIT_USAGE
-    try:
-        target, settings = bench.resolve(reg, args.model)
-        bench.preflight(target, args.model)
     except UnknownModel as exc:
         error(str(exc))
         return EXIT_USAGE
     except bench.BenchError as exc:
         error(str(exc))
         return EXIT_FAIL
-
-    options = bench.BenchOptions(requests=args.requests, max_tokens=args.max_tokens, seed=args.seed,
-                                 timeout_s=args.timeout, ignore_eos=args.ignore_eos)
-    report = bench.BenchReport(
-        model=args.model, base_url=target.base_url, started_at=bench.now_iso(), settings=settings,
-        server=bench.server_info(target), prompts=bench.prompts_info(prompts, source, args.seed),
-        options={"requests": args.requests, "max_tokens": args.max_tokens, "seed": args.seed,
-                 "ignore_eos": args.ignore_eos, "timeout_s": args.timeout,
-                 "workloads": [w.label for w in workloads]})
+    report = session.report
     if not args.json:
         extra = report.settings_summary()
-        info(f"bench {args.model} at {target.base_url}" + (f" ({extra})" if extra else "")
-             + f": {len(workloads)} workload(s) × {args.requests} requests, prompts {source}")
+        info(f"bench {args.model} at {report.base_url}" + (f" ({extra})" if extra else "")
+             + f": {len(workloads)} workload(s) × {args.requests} requests, prompts {report.prompts['source']}")
     show, clear = _progress_printer()
     try:
-        for w in workloads:
-            result = bench.run_sync(bench.run_workload(target, w, prompts, options, show))
-            clear()
-            report.runs.append(result)
+        session.run(show, lambda _result: clear())
     except bench.BenchError as exc:
         clear()
         error(str(exc))
@@ -140,7 +124,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         warn("interrupted: reporting the workloads that finished")
 
     if not args.no_save:
-        path = bench.save(report, reg.logs_dir)
+        path = session.save()
         if not args.json:
             info(f"saved {path}")
     if args.json:
@@ -151,8 +135,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for r in report.runs:
         if r.client.saturated:
             lag = r.client.loop_lag_ms.get("p99")
-            warn(f"{r.workload}: the load generator was busy (CPU {r.client.cpu_pct:.0f}% of a core, "
-                 f"loop lag p99 {lag} ms): TTFT and latency include its own delay")
+            warn(f"{r.workload}: the load generator's event loop ran late (p99 {lag} ms, CPU "
+                 f"{r.client.cpu_pct:.0f}% of a core): end-to-end latency may include up to that much "
+                 "of its own delay (TTFT is stamped apart from the loop)")
         if r.errors:
             failed += r.errors
             kinds = "; ".join(f"{msg} (×{n})" for msg, n in r.error_kinds.items())

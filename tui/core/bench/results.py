@@ -35,7 +35,8 @@ class ClientOverhead:
 
     ``cpu_pct`` is the process's CPU time over the run's wall time (100 = one full core).
     ``loop_lag_ms`` is how late a 10 ms timer fired (p50/p99/max; includes the ~1 ms timer
-    granularity): the delay the client may add to every timestamp. ``send_lag_ms`` is how late
+    granularity): the delay the client may add to the end of a stream (first tokens are stamped
+    by a watcher thread apart from the loop). ``send_lag_ms`` is how late
     requests left against their schedule (burst and rate). ``connections`` is how many TCP
     connections were opened (keep-alive reuse keeps it near the peak in flight). ``saturated``
     is set when the CPU reached 90 % of a core or the loop's p99 lag exceeded 10 ms.
