@@ -149,7 +149,7 @@ async def test_a_server_killed_mid_stream_fails_the_open_requests_promptly(llama
     assert killed and res.errors == 2 and res.completed == 0
     assert all(k.startswith("connection closed before the response finished") for k in res.error_kinds)
     assert res.duration_s < 60
-    assert all(r.first is not None for r in res.records)  # both had started streaming
+    assert any(r.first is not None for r in res.records)  # killed while streaming
 
 
 def _raw_exchange(port: int, body: dict) -> bytes:

@@ -789,7 +789,7 @@ class StreamClient:
         self.connections_opened = 0
         self._idle: list[_Conn] = []
         self._streaming: set[_Conn] = set()  # connections in lazy mode
-        self._watcher = _FirstTokenWatcher.start() if WATCH_FIRST_TOKEN else None
+        self._watcher: _FirstTokenWatcher | None = None  # started with the first connection
         self._conns: set[_Conn] = set()  # open connections
         self._addrs: list[tuple] | None = None
         self._ssl = None
@@ -807,6 +807,8 @@ class StreamClient:
 
     async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
+        if self._watcher is None and WATCH_FIRST_TOKEN:
+            self._watcher = _FirstTokenWatcher.start()
         if self._addrs is None:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
             self._addrs = [(fam, addr) for fam, _, _, _, addr in infos]
