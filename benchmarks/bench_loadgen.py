@@ -459,12 +459,20 @@ def main() -> int:
     ok_ttft = _pct(d, 99) <= 5.0
     print(f"target TTFT within 5 ms of the server-side value, p99 of the per-request delta (run 1): "
           f"{'PASS' if ok_ttft else 'FAIL'} ({_pct(d, 99):.2f} ms; p50 {_pct(d, 50):.2f}, p90 {_pct(d, 90):.2f})")
+    ok_paced = False
     if paced:
         d2 = paced[2]["delta"]
+        ok_paced = paced[0].output_tok_s >= 20_000 and _pct(d2, 99) <= 5.0
         print(f"  the same at {paced[0].output_tok_s:,.0f} tok/s (run 2): "
               f"{'PASS' if _pct(d2, 99) <= 5.0 else 'FAIL'} ({_pct(d2, 99):.2f} ms; p50 {_pct(d2, 50):.2f}, "
               f"p90 {_pct(d2, 90):.2f})")
-    return 0 if ok_tok and ok_ttft else 1
+    # The target is both at once: >= 20,000 tok/s sustained AND TTFT within 5 ms. Run 1
+    # (server flat out, both cores saturated by server + generator) shows the headroom; run 2 holds
+    # a rate above 20,000 tok/s and is where both must hold.
+    both = (ok_tok and ok_ttft) or ok_paced
+    print(f"target: >= 20,000 tok/s with TTFT p99 within 5 ms of the server-side value, in one run: "
+          f"{'PASS' if both else 'FAIL'}" + ("" if ok_tok and ok_ttft else " (run 2)" if ok_paced else ""))
+    return 0 if both else 1
 
 
 def _has_uvloop() -> bool:
