@@ -86,9 +86,9 @@ def llama_server(llama_server_bin, smollm_gguf, tmp_path):
         log = tmp_path / f"llama-{port}.log"
         argv = [str(llama_server_bin), "-m", str(smollm_gguf), "--host", "127.0.0.1", "--port", str(port),
                 "-c", str(ctx), "--threads", "2", "--metrics", "--alias", alias, *extra]
-        fh = open(log, "wb")
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
         srv = RunningServer(proc, port, log)
         started.append(srv)
         try:
