@@ -64,6 +64,10 @@ class JobView(Vertical):
         yield Static(self.job.line(), classes="job-line")
         yield ProgressBar(total=max(1, self.job.total), show_eta=False, show_percentage=True)
 
+    def on_mount(self) -> None:
+        # the bar rounds its percentage to its width, unknown until the first layout
+        self.call_after_refresh(self.refresh_job)
+
     def refresh_job(self) -> None:
         self.query_one(".job-line", Static).update(self.job.line())
         self.query_one(ProgressBar).update(total=max(1, self.job.total), progress=self.job.done)

@@ -16,6 +16,22 @@ from textual.widgets import Static
 from tui.ui.widgets.format import bar, gib, human_bytes, pct_style, sparkline
 
 
+class _Gauges:
+    """A Rich renderable that lays the gauges out for the width it is rendered at, so a
+    resize (or a first render before layout settles) never leaves bars of a stale width."""
+
+    def __init__(self, view: "GaugesView") -> None:
+        self.view = view
+
+    def __rich_console__(self, console, options):
+        yield self.view.render_snapshot(options.max_width)
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement(40, options.max_width)
+
+
 class GaugesView(Static):
     DEFAULT_CSS = """
     GaugesView { height: auto; padding: 0 1; }
@@ -29,14 +45,14 @@ class GaugesView(Static):
 
     def show(self, snapshot, history=None) -> None:
         self.snapshot, self.history = snapshot, history
-        self.update(self.render_snapshot())
+        self.update(_Gauges(self))
 
     def _series(self, key: tuple) -> tuple:
         return self.history.series(key) if self.history is not None else ()
 
-    def render_snapshot(self) -> Text:
+    def render_snapshot(self, width: int | None = None) -> Text:
         snap = self.snapshot
-        width = max(40, (self.size.width or 80) - 2)
+        width = max(40, width if width else (self.size.width or 80) - 2)
         bw = max(8, min(30, (width - 34) // 2))
         sw = max(0, min(60, width - 6 - bw - 26))
         if self.compact:
