@@ -7,6 +7,7 @@ process on a free loopback port for tests that do not go through the supervisor.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -100,3 +101,42 @@ def llama_server(llama_server_bin, smollm_gguf, tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+def kill_servers(reg) -> None:
+    """SIGKILL every server a test registry has running (only the ones its pid files name)."""
+    from tui.core import supervisor
+
+    for st in supervisor.status(reg, probe=False):
+        if st.pid:
+            try:
+                os.killpg(st.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def make_deck(tmp_path, llama_server_bin, smollm_gguf):
+    """Factory: ``make_deck({"name": {extra keys}}, stop_grace_s=10)`` → a loaded Registry of
+    SmolLM2 models on free ports (small context, one thread); their servers are killed at the end."""
+    from tui.core import registry
+
+    made = []
+
+    def make(models: dict, *, stop_grace_s: float = 10, file: str = "models.json"):
+        entries = {}
+        for name, extra in models.items():
+            entry = {"model_path": str(smollm_gguf), "default_port": free_port(),
+                     "params": {"ctx_size": 512, "threads": 1, "parallel": 1}}
+            entry.update(extra)
+            entries[name] = entry
+        p = tmp_path / file
+        p.write_text(json.dumps({"settings": {"llama_server": str(llama_server_bin), "stop_grace_s": stop_grace_s},
+                                 "models": entries}, indent=2))
+        reg = registry.load(p)
+        made.append(reg)
+        return reg
+
+    yield make
+    for reg in made:
+        kill_servers(reg)

@@ -27,23 +27,9 @@ def cli(reg_path: Path, *args: str, timeout: float = 120) -> subprocess.Complete
 
 
 @pytest.fixture
-def deck(tmp_path, llama_server_bin, smollm_gguf):
-    """A registry with two SmolLM2 models on free ports; every server stopped at the end."""
-    p = tmp_path / "models.json"
-    models = {}
-    for name in ("tiny-a", "tiny-b"):
-        models[name] = {"model_path": str(smollm_gguf), "alias": f"{name}-alias", "default_port": free_port(),
-                        "params": {"ctx_size": 512, "threads": 1, "parallel": 1}}
-    p.write_text(json.dumps({"settings": {"llama_server": str(llama_server_bin), "stop_grace_s": 10},
-                             "models": models}, indent=2))
-    reg = registry.load(p)
-    yield reg
-    for st in supervisor.status(reg, probe=False):
-        if st.pid:
-            try:
-                os.killpg(st.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def deck(make_deck):
+    """A registry with two SmolLM2 models on free ports; every server killed at the end."""
+    return make_deck({name: {"alias": f"{name}-alias"} for name in ("tiny-a", "tiny-b")})
 
 
 def port_free(port: int) -> bool:

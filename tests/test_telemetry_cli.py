@@ -5,14 +5,12 @@ from __future__ import annotations
 import ctypes.util
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import psutil
 import pytest
 
-from conftest import free_port
 from tui.cli.main import main
 from tui.core.telemetry import nvml
 from tui.core.telemetry.fakenvml import NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNvml
@@ -101,23 +99,8 @@ def test_gpus_no_devices_and_driver_errors(gpus, capsys):
 
 
 @pytest.fixture
-def deck(tmp_path, llama_server_bin, smollm_gguf):
-    from tui.core import registry, supervisor
-
-    p = tmp_path / "models.json"
-    p.write_text(json.dumps({"settings": {"llama_server": str(llama_server_bin), "stop_grace_s": 5},
-                             "models": {"tiny": {"model_path": str(smollm_gguf), "alias": "tiny",
-                                                 "default_port": free_port(),
-                                                 "params": {"ctx_size": 512, "threads": 1}},
-                                        "idle": {"model_path": str(smollm_gguf), "default_port": free_port()}}}))
-    reg = registry.load(p)
-    yield reg
-    for st in supervisor.status(reg, probe=False):
-        if st.pid:
-            try:
-                os.killpg(st.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def deck(make_deck):
+    return make_deck({"tiny": {"alias": "tiny"}, "idle": {"params": {}}}, stop_grace_s=5)
 
 
 @pytest.mark.server

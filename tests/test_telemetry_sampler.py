@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import free_port
 from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
 from tui.core.telemetry.nvml import NvmlSource
 from tui.core.telemetry.sampler import History, Sampler, ServerRef, supervisor_servers
@@ -161,22 +159,9 @@ def test_bad_interval():
 
 
 @pytest.fixture
-def deck(tmp_path, llama_server_bin, smollm_gguf):
-    from tui.core import registry, supervisor
-
-    p = tmp_path / "models.json"
-    p.write_text(json.dumps({"settings": {"llama_server": str(llama_server_bin), "stop_grace_s": 5},
-                             "models": {"tiny": {"model_path": str(smollm_gguf), "alias": "tiny",
-                                                 "default_port": free_port(),
-                                                 "params": {"ctx_size": 1024, "threads": 1, "parallel": 2}}}}))
-    reg = registry.load(p)
-    yield reg
-    for st in supervisor.status(reg, probe=False):
-        if st.pid:
-            try:
-                os.killpg(st.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def deck(make_deck):
+    return make_deck({"tiny": {"alias": "tiny", "params": {"ctx_size": 1024, "threads": 1, "parallel": 2}}},
+                     stop_grace_s=5)
 
 
 @pytest.mark.server

@@ -8,7 +8,7 @@ import time
 
 from tui.cli.main import load_registry
 from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, info, warn,
-                            is_tty, print_json, table)
+                            print_json, table)
 
 STATE_STYLE = {"ready": "green", "loading": "yellow", "starting": "yellow", "unhealthy": "red",
                "crashed": "bold red", "stopping": "magenta", "stopped": "dim"}
@@ -237,16 +237,25 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def cmd_logs(args) -> int:
-    from tui.core import logfiles
+def _registry_for(args, *names: str):
+    """The registry, or None after printing one line (bad registry or unknown model)."""
+    from tui.core.registry import UnknownModel
 
     reg = load_registry(args)
     if reg is None:
-        return EXIT_USAGE
-    if args.model not in reg.models:
-        from tui.core.registry import UnknownModel
+        return None
+    for n in names:
+        if n not in reg.models:
+            error(str(UnknownModel(reg, n)))
+            return None
+    return reg
 
-        error(str(UnknownModel(reg, args.model)))
+
+def cmd_logs(args) -> int:
+    from tui.core import logfiles
+
+    reg = _registry_for(args, args.model)
+    if reg is None:
         return EXIT_USAGE
     path = reg.log_file(args.model)
     if args.run:
@@ -272,16 +281,10 @@ def cmd_health(args) -> int:
     from tui.core import health
     from tui.core.engines.external import spec_for
 
-    reg = load_registry(args)
+    reg = _registry_for(args, *([args.model] if args.model else []))
     if reg is None:
         return EXIT_USAGE
     names = [args.model] if args.model else list(reg.models)
-    for n in names:
-        if n not in reg.models:
-            from tui.core.registry import UnknownModel
-
-            error(str(UnknownModel(reg, n)))
-            return EXIT_USAGE
     results = []
     worst = EXIT_OK
     for n in names:
@@ -310,13 +313,8 @@ def cmd_metrics(args) -> int:
     from tui.core.engines.external import spec_for
     from tui.core.telemetry.metrics import parse_prometheus
 
-    reg = load_registry(args)
+    reg = _registry_for(args, args.model)
     if reg is None:
-        return EXIT_USAGE
-    if args.model not in reg.models:
-        from tui.core.registry import UnknownModel
-
-        error(str(UnknownModel(reg, args.model)))
         return EXIT_USAGE
     m = reg.models[args.model]
     rec = runfiles.read_pid(reg.pid_file(args.model))
