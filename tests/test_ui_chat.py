@@ -204,3 +204,37 @@ async def test_one_conversation_per_model_kept_for_the_session(tmp_path, monkeyp
         await pilot.press("escape", "k", "c")
         await wait_until(pilot, lambda: app.chat_deck.current == pane.id)
         assert pane.last_answer == "hello from glm " and len(pane.turns.children) == 2
+
+
+def test_segments_cut_only_at_blank_lines_outside_code_fences():
+    from tui.ui.widgets.stream_md import safe_cuts, segment_ends
+
+    text = "para one\n\n```python\nx = 1\n\ny = 2\n```\n\npara two\n\n    indented\n"
+    cuts = safe_cuts(text)
+    # after "para one", after the fence; never inside it, never before an indented line
+    assert [text[:c][-5:] for c in cuts] == ["one\n\n", "```\n\n"]
+    assert safe_cuts("```\na\n\nb\n") == []  # an open fence is never cut
+    assert segment_ends("aaaa\n\nbb\n\ncccc\n\ndd\n\ne", 5) == [6, 16]
+
+
+async def test_a_long_reply_is_frozen_in_segments_and_kept_whole(tmp_path, monkeypatch):
+    from tui.ui.widgets.stream_md import SEGMENT
+
+    paragraphs = [f"Paragraph {i}: " + "word " * 60 + "\n\n" for i in range(40)]
+    paragraphs.insert(10, "```python\n" + "print('in a fence')\n\n" * 30 + "```\n\n")
+    text = "".join(paragraphs)
+    script = [ev.Content(text[i:i + 50]) for i in range(0, len(text), 50)] + [ev.Done("stop")]
+    app, be, session = chat_app(tmp_path, monkeypatch, [script])
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_chat(pilot, app)
+        await send(pilot, "long")
+        await wait_until(pilot, lambda: pane.turn is not None and not pane.generating, timeout=30)
+        md = pane.turn.answer
+        assert md.source == text
+        assert md.segments >= len(text) // (2 * SEGMENT)  # a bounded tail, the rest frozen
+        assert len(md.source) - md._frozen <= SEGMENT
+        from textual.widgets import Static
+
+        frozen = "".join(s.content.markup for s in md.query(".md-seg").results(Static))
+        assert frozen + md.source[md._frozen:] == text  # no character lost or doubled
+        assert frozen.count("```") % 2 == 0  # every fence closed inside its segment

@@ -46,7 +46,7 @@ from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, Down
                              StopAllDone, TelemetrySampled)
 from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
-from tui.ui.widgets.log_pane import LogPane, worker_sleep
+from tui.ui.widgets.log_pane import LogPane
 from tui.ui.widgets.models_table import ModelsTable, Row, fit
 
 TRANSIENT = ("starting", "loading", "stopping")
@@ -86,6 +86,25 @@ class ActionsProvider(Provider):
             await app.run_scoped_action(a)
 
         return run
+
+
+def tune_gc() -> None:
+    """Keep garbage collection from stalling the screen.
+
+    A full (generation 2) collection walks every live object: with Textual's widgets, CSS
+    and a long chat that took 100-200 ms here and was the largest event-loop stall while
+    streaming (bench_tui (c)). Objects alive after the first frame (modules, styles, the
+    main widgets) are moved out of the collector's sight with ``gc.freeze()``, and young
+    collections run less often. ``LLMDECK_GC=default`` keeps Python's settings.
+    """
+    import gc
+
+    if os.environ.get("LLMDECK_GC") == "default":
+        return
+    gc.collect()
+    gc.freeze()
+    g0, g1, g2 = gc.get_threshold()
+    gc.set_threshold(max(g0, 10_000), g1, g2)
 
 
 class FilterInput(Input):
@@ -171,6 +190,12 @@ class LlmdeckApp(App):
         t.append("  ? help · ctrl+p actions", style="dim")
         return t
 
+    def _update_title(self) -> None:
+        text = self._title_text()
+        if text != getattr(self, "_title_shown", None):  # an update is a layout pass: only on change
+            self._title_shown = text
+            self.title_bar.update(text)
+
     def _alive(self) -> bool:
         """False before mount and while exiting: late worker messages must not touch widgets."""
         return self.table is not None and not self._exit and self.table.is_attached
@@ -199,6 +224,7 @@ class LlmdeckApp(App):
     def _after_first_frame(self) -> None:
         if not self._alive():
             return
+        tune_gc()
         self._select(self.table.selected)
         self._poll_states()
         self._load_files()
@@ -284,7 +310,7 @@ class LlmdeckApp(App):
         table = self.table
         for n in self.registry.models:
             table.update(n, self._row(n))
-        self.title_bar.update(self._title_text())
+        self._update_title()
 
     # -- selection -----------------------------------------------------------------------
 
@@ -361,7 +387,7 @@ class LlmdeckApp(App):
             self._first_states = True
         self._refs = [self.backend.server_ref(s) for s in self.states.values()
                       if s.state in ("starting", "loading", "ready", "unhealthy") and (s.pid or s.url)]
-        self.title_bar.update(self._title_text())
+        self._update_title()
         if changed_selected:
             self.refresh_bindings()
         self._update_chat_state()
@@ -422,8 +448,14 @@ class LlmdeckApp(App):
         if not self._alive():
             return
         self.snapshot = message.snapshot
-        self.gauges_view.show(message.snapshot, message.history)
-        self.side_gauges.show(message.snapshot, message.history)
+        # a hidden view keeps the sample and draws it when shown (tab switch, wide layout):
+        # an idle TUI must not lay out what nobody sees every second
+        for view, shown in ((self.gauges_view, self.tabs.active == "gauges"),
+                            (self.side_gauges, self._main.has_class("-wide"))):
+            if shown:
+                view.show(message.snapshot, message.history)
+            else:
+                view.snapshot, view.history = message.snapshot, message.history
         for name in self.registry.models:
             if self.states.get(name) is not None and self.states[name].state in RUNNING:
                 self._refresh_row(name)
@@ -693,6 +725,10 @@ class LlmdeckApp(App):
             view = self.gauges_view
             if view.snapshot is not None:
                 view.show(view.snapshot, view.history)
+
+    def on_resize(self) -> None:
+        if self._alive() and self._main.has_class("-wide") and self.side_gauges.snapshot is not None:
+            self.side_gauges.show(self.side_gauges.snapshot, self.side_gauges.history)
 
     def action_focus_models(self) -> None:
         self.table.focus()

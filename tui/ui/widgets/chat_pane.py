@@ -6,11 +6,12 @@ the ``hide thoughts`` setting hides every one), one block per tool call (name an
 pretty-printed arguments), the answer as Markdown, and a stats line (time to first token,
 tok/s, tokens).
 
-Streaming follows textual-practice.md §4: the events are consumed by an async worker that
-only appends to buffers; a 50 ms timer flushes the buffers into one ``MarkdownStream`` per
-block (never a re-render per token); at the end the stream is stopped and the block gets
-one ``update(full_text)`` as a safety net. ``esc`` cancels the worker, which closes the HTTP
-stream (the server-side cancel); the turn keeps what arrived and is marked cancelled.
+Streaming: the events are consumed by an async worker that only appends to buffers; a
+100 ms timer flushes the buffers into the blocks (never a re-render per token). Blocks are
+:class:`~tui.ui.widgets.stream_md.StreamingMarkdown` (segments frozen as they complete, only
+the tail re-rendered; see its docstring for why not Textual's ``MarkdownStream``).
+``esc`` uses the core's cancel: the HTTP stream is closed (the server-side cancel), the
+reply ends "cancelled" keeping what arrived, and ``/slots`` says whether the server stopped.
 
 After a reply that ends in tool calls, the prompt asks for each call's result in turn;
 ``enter`` sends it and, once every call has one, the conversation continues. ``esc`` there
@@ -30,11 +31,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import ContentSwitcher, Input, Markdown, Static
+from textual.widgets import ContentSwitcher, Input, Static
 
 from tui.ui import keys
+from tui.ui.widgets.stream_md import StreamingMarkdown
 
-FLUSH_S = 0.05
+FLUSH_S = 0.1  # 10 Hz: each flush is a layout pass (25-50 ms with a long reply, bench_tui (c))
 
 
 def pane_id(model: str) -> str:
@@ -74,11 +76,11 @@ class ThinkingBlock(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("thinking…", classes="think-label")
-        yield Markdown("", classes="think-body")
+        yield StreamingMarkdown(classes="think-body")
 
     @property
-    def body(self) -> Markdown:
-        return self.query_one(".think-body", Markdown)
+    def body(self) -> StreamingMarkdown:
+        return self.query_one(".think-body", StreamingMarkdown)
 
     def set_label(self, text: str) -> None:
         self.query_one(".think-label", Static).update(text)
@@ -140,9 +142,8 @@ class AssistantTurn(Vertical):
         self.reasoning = ""
         self.content = ""
         self.thinking: ThinkingBlock | None = None
-        self.answer: Markdown | None = None
+        self.answer: StreamingMarkdown | None = None
         self.tools: list[ToolCallBlock] = []
-        self._streams: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="stats")
@@ -156,17 +157,16 @@ class AssistantTurn(Vertical):
             self.thinking = ThinkingBlock(classes="thinking")
             await self.mount(self.thinking, before=self.stats)
         self.reasoning += text
-        await self._stream("think", self.thinking.body).write(text)
+        await self.thinking.body.append(text)
 
     async def write_content(self, text: str) -> None:
         if self.answer is None:
             if self.thinking is not None and not self.thinking.has_class("-collapsed"):
-                await self._stop("think", self.thinking.body, self.reasoning)
                 self.thinking.collapse(len(self.reasoning.split()))
-            self.answer = Markdown("", classes="answer")
+            self.answer = StreamingMarkdown(classes="answer")
             await self.mount(self.answer, before=self.stats)
         self.content += text
-        await self._stream("answer", self.answer).write(text)
+        await self.answer.append(text)
 
     async def add_tool_call(self, call: Any) -> ToolCallBlock:
         block = ToolCallBlock(call)
@@ -174,27 +174,10 @@ class AssistantTurn(Vertical):
         await self.mount(block, before=self.stats)
         return block
 
-    def _stream(self, key: str, md: Markdown):
-        s = self._streams.get(key)
-        if s is None:
-            s = self._streams[key] = Markdown.get_stream(md)
-        return s
-
-    async def _stop(self, key: str, md: Markdown, full: str) -> None:
-        s = self._streams.pop(key, None)
-        if s is not None:
-            await s.stop()
-            if md.source != full:  # safety net only: a full re-parse of a long reply stalls
-                await md.update(full)
-
     async def finish(self) -> None:
-        """Stop the streams; give each block its whole text once (fence safety net)."""
-        if self.thinking is not None:
-            await self._stop("think", self.thinking.body, self.reasoning)
-            if not self.thinking.has_class("-collapsed"):
-                self.thinking.collapse(len(self.reasoning.split()))
-        if self.answer is not None:
-            await self._stop("answer", self.answer, self.content)
+        """The reply ended: thoughts fold away (if the answer did not already fold them)."""
+        if self.thinking is not None and not self.thinking.has_class("-collapsed"):
+            self.thinking.collapse(len(self.reasoning.split()))
 
 
 def stats_line(stats: Any, finish: str | None) -> str:

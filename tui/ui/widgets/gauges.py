@@ -45,7 +45,11 @@ class GaugesView(Static):
 
     def show(self, snapshot, history=None) -> None:
         self.snapshot, self.history = snapshot, history
-        self.update(_Gauges(self))
+        # same number of lines as last time: a repaint, not a layout pass (1 Hz while idle)
+        shape = (snapshot.gpu.ok, len(snapshot.gpu.gpus), len(snapshot.models), len(snapshot.notes))
+        relayout = shape != getattr(self, "_shape", None)
+        self._shape = shape
+        self.update(_Gauges(self), layout=relayout)
 
     def _series(self, key: tuple) -> tuple:
         return self.history.series(key) if self.history is not None else ()

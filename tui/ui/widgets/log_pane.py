@@ -172,12 +172,13 @@ class LogPane(Vertical):
     LogPane > FollowLog { height: 1fr; }
     """
 
-    def __init__(self, backend, *, max_lines: int = 10_000, poll_s: float = 0.1, backlog: int = 200,
-                 **kw) -> None:
+    def __init__(self, backend, *, max_lines: int = 10_000, poll_s: float = 0.1, idle_poll_s: float = 0.25,
+                 backlog: int = 200, **kw) -> None:
         super().__init__(**kw)
         self.backend = backend
         self.max_lines = max_lines
         self.poll_s = poll_s
+        self.idle_poll_s = idle_poll_s
         self.backlog = backlog
         self.model: str | None = None
         self.feed: LogFeed | None = None
@@ -215,19 +216,26 @@ class LogPane(Vertical):
 
     @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
     def _follow(self, name: str, feed: LogFeed) -> None:
+        """Poll every ``poll_s`` while lines come, slowing to ``idle_poll_s`` after a quiet
+        second (each wake-up costs CPU: an idle TUI should cost next to nothing)."""
+        import time
+
         worker = get_current_worker()
         follower = self.backend.follower(name, self.backlog)
+        quiet = 0
         try:
             while not worker.is_cancelled:
                 lines = follower.poll()
                 if lines:
+                    quiet = 0
                     feed.push(lines)
                     self.post_message(LogsPending(name))
                     # back-pressure: let the pane catch up rather than flooding the queue
                     if self.message_queue_size > 4:
-                        worker_sleep(worker, self.poll_s)
+                        time.sleep(self.poll_s)
                     continue
-                worker_sleep(worker, self.poll_s)
+                quiet += 1
+                time.sleep(self.poll_s if quiet * self.poll_s < 1.0 else self.idle_poll_s)
         finally:
             follower.close()
 
@@ -267,15 +275,3 @@ class LogPane(Vertical):
             badge.add_class("-shown")
         else:
             badge.remove_class("-shown")
-
-
-def worker_sleep(worker, seconds: float) -> None:
-    """Sleep in short ticks so a cancelled thread worker ends quickly."""
-    import time
-
-    end = time.monotonic() + seconds
-    while not worker.is_cancelled:
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, 0.05))

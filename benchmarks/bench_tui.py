@@ -1,0 +1,645 @@
+"""TUI speed: the five figures of issue 4, each with its target and a baseline measured here.
+
+    (a)  time to first frame: ``llmdeck`` started in a pseudo-terminal until every model name
+         of a 4-model registry is on screen. Target ≤ 0.5 s (the closest peers measured 0.68–0.69 s
+         on this machine). Baseline: a minimal Textual app showing the same names in a DataTable,
+         and the bare interpreter start.
+    (b)  idle CPU of ``llmdeck`` (gauges pane shown, 1 Hz telemetry) with two real llama-servers
+         running, over 30 s. Target ≤ 2 % of one core (peers: 2.2 % and 8.5 % with one server).
+         Baseline: the minimal Textual app idle over the same 30 s.
+    (c0) the screen says ready after the server is: a probe thread polls ``/health`` every 5 ms;
+         the figure is the time from its first 200 to the app showing "ready" in the row.
+         Target ≤ 0.3 s. Baseline: the supervisor's own ``wait_ready`` (``start --wait``).
+    (c)  a local stream of 2,000 tok/s for 10 s (20,000 tokens, another process, real chat client):
+         everything rendered, last token on screen ≤ 250 ms after it was sent, no event-loop
+         stall over 100 ms. Baseline: the same stream through the core client without the UI.
+    (d)  50,000 log lines/s appended for 5 s (another process): the logs pane is never more than
+         500 ms behind, and memory stays bounded. Baseline: the core Follower alone.
+
+Run: ``.venv/bin/python benchmarks/bench_tui.py`` (``--only a,c`` for some; about 100 s in all).
+Uses the cached llama-server and SmolLM2 (``tui.core.provision``) for (b) and (c0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+PY = sys.executable
+LLMDECK = str(Path(PY).parent / "llmdeck")
+RESULTS: list[tuple[str, str, str, bool]] = []
+
+
+def report(name: str, figure: str, target: str, ok: bool, baseline: str = "", note: str = "") -> None:
+    RESULTS.append((name, figure, target, ok))
+    print(f"  {name}: {figure}   target {target}   {'OK' if ok else 'MISSED'}")
+    if baseline:
+        print(f"      baseline: {baseline}")
+    if note:
+        print(f"      note: {note}")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- a pseudo-terminal ---------------------------------------------------------------------
+
+class PtyApp:
+    """A program on a pseudo-terminal of ``cols``×``rows``; output is drained by a thread."""
+
+    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24, env: dict | None = None,
+                 cwd: str | None = None) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        e = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        e.update(env or {})
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=e, cwd=cwd,
+                                     start_new_session=True, close_fds=True)
+        os.close(slave)
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.seen: dict[bytes, float] = {}
+        self._stop = False
+        self.th = threading.Thread(target=self._drain, daemon=True)
+        self.th.start()
+
+    def _drain(self) -> None:
+        while not self._stop:
+            r, _, _ = select.select([self.master], [], [], 0.05)
+            if not r:
+                continue
+            try:
+                data = os.read(self.master, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                self.buf += data
+                if len(self.buf) > 4 << 20:  # keep the tail only
+                    del self.buf[: len(self.buf) - (1 << 20)]
+
+    def wait_for(self, needles: list[bytes], timeout: float) -> float | None:
+        """Seconds from the start until every needle has appeared in the output."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                if all(n in self.buf for n in needles):
+                    return time.perf_counter() - self.t0
+            time.sleep(0.002)
+        return None
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        self._stop = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(5)
+        self.th.join(1)
+        os.close(self.master)
+
+
+MINIMAL_APP = """
+import sys
+from textual.app import App
+from textual.widgets import DataTable, Footer
+class Minimal(App):
+    def compose(self):
+        yield DataTable()
+        yield Footer()
+    def on_mount(self):
+        t = self.query_one(DataTable)
+        t.add_columns("model", "state")
+        for n in sys.argv[1:]:
+            t.add_row(n, "stopped")
+Minimal().run()
+"""
+
+
+def write_registry(folder: Path, models: dict, settings: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / "models.json"
+    p.write_text(json.dumps({"settings": settings or {}, "models": models}, indent=1))
+    return p
+
+
+# --- (a) first frame -------------------------------------------------------------------------
+
+def bench_first_frame(tmp: Path, runs: int = 5) -> None:
+    print("(a) time to first frame (model list on screen), 80x24 pseudo-terminal")
+    sample = json.loads((ROOT / "models.json").read_text())
+    reg = write_registry(tmp / "a", sample["models"], sample.get("settings"))
+    names = list(sample["models"])
+    needles = [n[:12].encode() for n in names]  # the model column may cut long names
+    minimal = tmp / "minimal_app.py"
+    minimal.write_text(MINIMAL_APP)
+
+    def measure(argv: list[str], cwd: str) -> list[float]:
+        out = []
+        for _ in range(runs):
+            app = PtyApp(argv, cwd=cwd)
+            t = app.wait_for(needles, 20)
+            app.close()
+            if t is None:
+                raise RuntimeError(f"{argv[0]}: the model names never appeared:\n{bytes(app.buf)[-2000:]!r}")
+            out.append(t)
+        return out
+
+    t_pass = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([PY, "-c", "pass"], check=True)
+        t_pass.append(time.perf_counter() - t0)
+    base = measure([PY, str(minimal), *names], str(tmp))
+    ours = measure([LLMDECK, "--registry", str(reg)], str(tmp / "a"))
+    med, bmed = statistics.median(ours), statistics.median(base)
+    report("(a) first frame", f"median {med:.3f} s (min {min(ours):.3f}, max {max(ours):.3f}, {runs} runs)",
+           "≤ 0.5 s", med <= 0.5,
+           f"minimal Textual app with the same names {bmed:.3f} s (ours/minimal = {med / bmed:.2f}×); "
+           f"bare 'python -c pass' {statistics.median(t_pass):.3f} s; peers measured here 0.68–0.69 s "
+           f"(ours/peer = {med / 0.685:.2f}×)")
+
+
+# --- (b) idle CPU ------------------------------------------------------------------------------
+
+def bench_idle_cpu(tmp: Path, seconds: float = 30.0) -> None:
+    import psutil
+
+    from tui.core import provision, registry, supervisor
+
+    print(f"(b) idle CPU with two running llama-servers, gauges shown at 1 Hz, over {seconds:.0f} s")
+    binary, model = provision.build_llama_server(), provision.demo_model()
+    models = {n: {"model_path": str(model), "alias": n, "default_port": free_port(),
+                  "params": {"ctx_size": 512, "threads": 1, "parallel": 1}} for n in ("smollm2-a", "smollm2-b")}
+    path = write_registry(tmp / "b", models, {"llama_server": str(binary), "stop_grace_s": 3})
+    reg = registry.load(path)
+    try:
+        for n in models:
+            supervisor.start(reg, n)
+        for n in models:
+            st = supervisor.wait_ready(reg, n, timeout=120)
+            if st.state != "ready":
+                raise RuntimeError(f"{n} did not get ready: {st.state} {st.last_error}")
+        minimal = tmp / "minimal_app.py"
+        minimal.write_text(MINIMAL_APP)
+        ours = PtyApp([LLMDECK, "--registry", str(path)], cols=120, rows=40, cwd=str(tmp / "b"))
+        base = PtyApp([PY, str(minimal), *models], cols=120, rows=40, cwd=str(tmp))
+        if ours.wait_for([b"ready"], 30) is None:
+            raise RuntimeError("llmdeck never showed ready")
+        ours.send(b"4")  # the gauges pane
+        time.sleep(4)  # settle: first samples, first renders
+        p_ours, p_base = psutil.Process(ours.proc.pid), psutil.Process(base.proc.pid)
+        c0, b0, t0 = sum(p_ours.cpu_times()[:2]), sum(p_base.cpu_times()[:2]), time.monotonic()
+        time.sleep(seconds)
+        c1, b1, t1 = sum(p_ours.cpu_times()[:2]), sum(p_base.cpu_times()[:2]), time.monotonic()
+        ours.close()
+        base.close()
+        pct, bpct = 100 * (c1 - c0) / (t1 - t0), 100 * (b1 - b0) / (t1 - t0)
+        report("(b) idle CPU", f"{pct:.2f} % of one core ({c1 - c0:.2f} s CPU in {t1 - t0:.0f} s)", "≤ 2 %",
+               pct <= 2.0, f"minimal Textual app idle in the same window {bpct:.2f} %; "
+                           "peers measured here 2.2 % and 8.5 % with one server")
+    finally:
+        supervisor.stop_all(reg, grace=3)
+
+
+# --- (c0) ready latency ------------------------------------------------------------------------
+
+class HealthProbe(threading.Thread):
+    """Polls /health every 5 ms; ``ready_at`` is the perf_counter of the first 200."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.ready_at: float | None = None
+        self.stop = False
+
+    def run(self) -> None:
+        import http.client
+
+        while not self.stop and self.ready_at is None:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    self.ready_at = time.perf_counter()
+                c.close()
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+
+def bench_ready_latency(tmp: Path, runs: int = 3) -> None:
+    from ui_helpers import wait_until
+
+    from tui.core import provision, registry, supervisor
+    from tui.ui.app import LlmdeckApp
+    from tui.ui.backend import Backend
+
+    print("(c0) the screen says ready after the server is (/health probed every 5 ms)")
+    binary, model = provision.build_llama_server(), provision.demo_model()
+    port = free_port()
+    path = write_registry(tmp / "c0", {"smollm2": {"model_path": str(model), "alias": "smollm2", "default_port": port,
+                                                   "params": {"ctx_size": 512, "threads": 2, "parallel": 1}}},
+                          {"llama_server": str(binary), "stop_grace_s": 3})
+    reg = registry.load(path)
+    base: list[float] = []
+    ours: list[float] = []
+    try:
+        for _ in range(runs):  # baseline: the supervisor's wait_ready, as `llmdeck start --wait`
+            probe = HealthProbe(port)
+            supervisor.start(reg, "smollm2")
+            probe.start()
+            st = supervisor.wait_ready(reg, "smollm2", timeout=120)
+            t = time.perf_counter()
+            probe.join(5)
+            if st.state == "ready" and probe.ready_at:
+                base.append(t - probe.ready_at)
+            supervisor.stop(reg, "smollm2", grace=3)
+
+        async def run_app() -> None:
+            app = LlmdeckApp(reg, backend=Backend(reg))
+            async with app.run_test(size=(100, 30)) as pilot:
+                await wait_until(pilot, lambda: "smollm2" in app.states)
+                for _ in range(runs):
+                    app.ready_seen_at.pop("smollm2", None)
+                    probe = HealthProbe(port)
+                    probe.start()
+                    await pilot.press("s")
+                    await wait_until(pilot, lambda: "smollm2" in app.ready_seen_at, timeout=120)
+                    probe.join(5)
+                    if probe.ready_at:
+                        ours.append(app.ready_seen_at["smollm2"] - probe.ready_at)
+                    await pilot.press("x")
+                    await wait_until(pilot, lambda: app.states["smollm2"].state == "stopped", timeout=30)
+
+        asyncio.run(run_app())
+    finally:
+        supervisor.stop_all(reg, grace=3)
+    worst = max(ours)
+    report("(c0) ready on screen", f"median {statistics.median(ours) * 1000:.0f} ms, worst {worst * 1000:.0f} ms "
+           f"after the server answered 200 ({len(ours)} starts)", "≤ 300 ms", worst <= 0.3,
+           f"supervisor wait_ready (start --wait) median {statistics.median(base) * 1000:.0f} ms")
+
+
+# --- (c) streaming ------------------------------------------------------------------------------
+
+SSE_SERVER = r'''
+import asyncio, json, sys, time
+RATE, SECONDS, PORT, OUT = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, sys.argv[5])
+from bench_tui import stream_tokens
+TOKENS = stream_tokens(int(RATE * SECONDS))
+
+async def handle(reader, writer):
+    head = await reader.readuntil(b"\r\n\r\n")
+    line = head.split(b"\r\n", 1)[0].decode()
+    length = 0
+    for h in head.split(b"\r\n"):
+        if h.lower().startswith(b"content-length:"):
+            length = int(h.split(b":")[1])
+    if length:
+        await reader.readexactly(length)
+    if line.startswith("GET /health") or line.startswith("GET /v1/models"):
+        body = b'{"status":"ok"}' if "health" in line else b'{"data":[{"id":"stream"}]}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain(); writer.close(); return
+    if not line.startswith("POST"):
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain(); writer.close(); return
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 b"Connection: close\r\n\r\n")
+    def ev(obj):
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+    tick = 0.005
+    per = max(1, int(RATE * tick))
+    t0 = time.monotonic()
+    i = 0
+    while i < len(TOKENS):
+        due = t0 + (i / RATE)
+        now = time.monotonic()
+        if due > now:
+            await asyncio.sleep(due - now)
+        batch = TOKENS[i:i + per]
+        writer.write(b"".join(ev({"choices": [{"index": 0, "delta": {"content": t}}]}) for t in batch))
+        await writer.drain()
+        i += len(batch)
+    last = time.monotonic()
+    writer.write(ev({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    writer.write(ev({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(TOKENS),
+                                                 "total_tokens": len(TOKENS) + 5}}))
+    writer.write(b"data: [DONE]\n\n")
+    await writer.drain()
+    with open(OUT, "a") as fh:
+        fh.write(json.dumps({"last_sent": last, "first_sent": t0, "tokens": len(TOKENS)}) + "\n")
+    writer.close()
+
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", PORT)
+    print("listening", flush=True)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+'''
+
+
+def stream_tokens(n: int) -> list[str]:
+    """``n`` tokens of Markdown like a model writes: paragraphs, lists, a code fence now and then."""
+    words = ("the model streams tokens quickly while the terminal keeps up with every one of them and "
+             "nothing stalls").split()
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        block = i % 10
+        if block == 7:
+            out += ["\n\n```python\n", "def f", "(x):\n", "    return", " x", " *", " 2\n", "```\n\n"]
+        elif block == 4:
+            out += ["\n\n- item", f" {i}", " of", " a", " list\n", "- another", " item\n\n"]
+        else:
+            for k in range(60):
+                out.append((" " if k else "") + words[(i * 7 + k) % len(words)])
+            out.append(".\n\n")
+        i += 1
+    return out[: n - 1] + [" (the end of the stream)."]  # a unique last token
+
+
+class LagProbe:
+    """Event-loop lag: a task sleeping 10 ms at a time; lag = how late it wakes."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.task = None
+
+    async def _run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - t - 0.01)
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def bench_stream(tmp: Path, rate: int = 2000, seconds: float = 10.0) -> None:
+    from ui_helpers import wait_until
+
+    from tui.core import registry
+    from tui.core.chat.client import ChatClient
+    from tui.ui.app import LlmdeckApp
+    from tui.ui.backend import Backend
+
+    print(f"(c) a local stream of {rate} tok/s for {seconds:.0f} s through the chat pane (120x40)")
+    port = free_port()
+    out = tmp / "sse.jsonl"
+    script = tmp / "sse_server.py"
+    script.write_text(SSE_SERVER)
+    srv = subprocess.Popen([PY, str(script), str(rate), str(seconds), str(port), str(out),
+                            str(ROOT / "benchmarks")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert srv.stdout.readline().strip() == "listening"
+        expected = "".join(stream_tokens(int(rate * seconds)))
+        last_word = "(the end of the stream)."
+
+        async def baseline() -> tuple[float, float]:
+            lag = LagProbe()
+            lag.start()
+            n = 0
+            t0 = time.perf_counter()
+            async with ChatClient(f"http://127.0.0.1:{port}/v1") as c:
+                async for _ev in c.stream([{"role": "user", "content": "go"}]):
+                    n += 1
+            el = time.perf_counter() - t0
+            await lag.stop()
+            return el, max(lag.lags)
+
+        b_elapsed, b_lag = asyncio.run(baseline())
+        b_last = json.loads(out.read_text().splitlines()[-1])["last_sent"]
+        del b_last
+        path = write_registry(tmp / "c", {"stream": {"engine": "external", "base_url": f"http://127.0.0.1:{port}/v1"}})
+        reg = registry.load(path)
+        res: dict = {}
+
+        async def run_app() -> None:
+            app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_until(pilot, lambda: app.states.get("stream") is not None
+                                 and app.states["stream"].state == "ready", timeout=20)
+                await pilot.press("c")
+                pane = app.chat_deck.panes["stream"]
+                await wait_until(pilot, lambda: pane.ready)
+                lag = LagProbe()
+                lag.start()
+                await pilot.press("g", "o", "enter")
+                await wait_until(pilot, lambda: pane.generating)
+                # "on screen": the answer's rendered tail holds the last token
+                seen_at = None
+                while True:
+                    turn = pane.turn
+                    md = turn.answer if turn is not None else None
+                    if md is not None and md.source.endswith(last_word):
+                        break
+                    await asyncio.sleep(0.002)
+                # ... and a screen refresh has painted it
+                painted = asyncio.get_running_loop().create_future()
+                app.call_after_refresh(lambda: painted.done() or painted.set_result(time.monotonic()))
+                seen_at = await painted
+                await wait_until(pilot, lambda: not pane.generating, timeout=30)
+                await pilot.pause(0.1)
+                await lag.stop()
+                res.update(seen_at=seen_at, lags=lag.lags, source=pane.turn.answer.source,
+                           content=pane.turn.content, events=pane.events_seen,
+                           stats=str(pane.turn.stats.render()))
+
+        asyncio.run(run_app(), debug=bool(os.environ.get("BENCH_ASYNCIO_DEBUG")))
+        sent = json.loads(out.read_text().splitlines()[-1])
+        delay = res["seen_at"] - sent["last_sent"]
+        complete = res["content"] == expected and res["source"] == expected
+        lags = sorted(res["lags"])
+        p99 = lags[int(0.99 * (len(lags) - 1))]
+        report("(c) stream: last token on screen", f"{delay * 1000:.0f} ms after the server sent it", "≤ 250 ms",
+               delay <= 0.25)
+        report("(c) stream: rendered completely",
+               f"{'all' if complete else 'NOT all'} {sent['tokens']} tokens ({len(expected)} chars, "
+               f"{res['events']} events)", "all", complete)
+        report("(c) stream: event-loop stalls", f"max {lags[-1] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
+               "max ≤ 100 ms", lags[-1] <= 0.1,
+               f"the same stream through the core client without UI: {b_elapsed:.1f} s, max loop lag "
+               f"{b_lag * 1000:.0f} ms")
+    finally:
+        srv.kill()
+        srv.wait(5)
+
+
+# --- (d) logs -----------------------------------------------------------------------------------
+
+LOG_WRITER = r'''
+import sys, time
+path, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+tick = 0.01
+per = int(rate * tick)
+pad = "I slot update_slots: id  0 | task 1234 | prompt processing progress, n_past = 4096, n_tokens = 512"
+n = 0
+t0 = time.monotonic()
+with open(path, "a", buffering=1 << 20) as fh:
+    while time.monotonic() - t0 < seconds:
+        due = t0 + n / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        now = time.monotonic()
+        fh.write("".join(f"{now:.6f} {n + i} {pad}\n" for i in range(per)))
+        fh.flush()
+        n += per
+print(n, flush=True)
+'''
+
+
+def bench_logs(tmp: Path, rate: int = 50_000, seconds: float = 5.0) -> None:
+    import psutil
+    from ui_helpers import wait_until
+
+    from tui.core import logfiles, registry
+    from tui.ui.app import LlmdeckApp
+    from tui.ui.backend import Backend
+
+    print(f"(d) {rate} log lines/s appended for {seconds:.0f} s, logs pane following (120x40)")
+    writer = tmp / "log_writer.py"
+    writer.write_text(LOG_WRITER)
+    folder = tmp / "d"
+    path = write_registry(folder, {"m": {"model_path": "m.gguf", "default_port": free_port()}})
+    log = folder / "logs" / "m.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("===== llmdeck: bench =====\n")
+
+    # baseline: the core follower alone, polling every 0.1 s like the pane's worker
+    follower = logfiles.Follower(log, backlog=0)
+    follower.poll()
+    w = subprocess.Popen([PY, str(writer), str(log), str(rate), str(seconds)], stdout=subprocess.PIPE, text=True)
+    b_lag = 0.0
+    b_n = 0
+    while True:
+        lines = follower.poll()
+        if lines:
+            b_n += len(lines)
+            b_lag = max(b_lag, time.monotonic() - float(lines[-1].split(" ", 1)[0]))
+        elif w.poll() is not None:
+            break
+        time.sleep(0.1)
+    total_b = int(w.stdout.read().strip())
+    follower.close()
+    log.write_text("===== llmdeck: bench =====\n")
+
+    reg = registry.load(path)
+    res: dict = {}
+
+    async def run_app() -> None:
+        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = app.log_pane
+            await wait_until(pilot, lambda: pane.model == "m" and pane.feed is not None)
+            await pilot.press("l")
+            await pilot.pause(0.3)
+            proc = psutil.Process()
+            rss0 = proc.memory_info().rss
+            lag_probe = LagProbe()
+            lag_probe.start()
+            wp = subprocess.Popen([PY, str(writer), str(log), str(rate), str(seconds)], stdout=subprocess.PIPE,
+                                  text=True)
+            behind = []
+            rss_peak = rss0
+            rss_series = []
+            while wp.poll() is None:
+                lines = pane.log.lines
+                if lines:
+                    try:
+                        behind.append(time.monotonic() - float(lines[-1].split(" ", 1)[0]))
+                    except ValueError:
+                        pass
+                rss = proc.memory_info().rss
+                rss_peak = max(rss_peak, rss)
+                rss_series.append(rss)
+                await asyncio.sleep(0.02)
+            total = int(wp.stdout.read().strip())
+            t_end = time.monotonic()
+            await wait_until(pilot, lambda: pane.lines_written >= total, timeout=30, what="all lines")
+            catch_up = time.monotonic() - t_end
+            await lag_probe.stop()
+            half = rss_series[len(rss_series) // 2] if rss_series else rss0
+            res.update(total=total, behind=behind, catch_up=catch_up, rss0=rss0, rss_peak=rss_peak, rss_half=half,
+                       kept=pane.log.line_count, max_lines=pane.max_lines, lags=lag_probe.lags,
+                       written=pane.lines_written)
+
+    asyncio.run(run_app())
+    worst = max(res["behind"])
+    report("(d) logs: pane behind the writer", f"worst {worst * 1000:.0f} ms, caught up {res['catch_up'] * 1000:.0f} ms "
+           f"after the writer stopped ({res['written']} of {res['total']} lines shown)", "≤ 500 ms",
+           worst <= 0.5 and res["catch_up"] <= 0.5 and res["written"] >= res["total"],
+           f"core Follower alone: worst {b_lag * 1000:.0f} ms behind ({b_n} of {total_b} lines)")
+    grow = (res["rss_peak"] - res["rss0"]) / 2**20
+    second_half = (res["rss_peak"] - res["rss_half"]) / 2**20
+    bounded = res["kept"] <= res["max_lines"] + 1 and second_half < grow / 2 + 5
+    report("(d) logs: memory", f"{res['kept']} lines kept (cap {res['max_lines']}); RSS +{grow:.0f} MiB in all, "
+           f"+{second_half:.0f} MiB in the second half, for {res['total']} lines "
+           f"(~{res['total'] * 130 / 2**20:.0f} MiB of text)", "bounded (a cap, no growth once full)", bounded,
+           note=f"event loop during the flood: max lag {max(res['lags']) * 1000:.0f} ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="TUI benchmarks (issue 4)")
+    ap.add_argument("--only", default="a,b,c0,c,d", help="comma-separated subset of a,b,c0,c,d")
+    ap.add_argument("--idle-seconds", type=float, default=30.0)
+    args = ap.parse_args()
+    which = set(args.only.split(","))
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-tui-") as d:
+        tmp = Path(d)
+        if "a" in which:
+            bench_first_frame(tmp)
+        if "c0" in which:
+            bench_ready_latency(tmp)
+        if "c" in which:
+            bench_stream(tmp)
+        if "d" in which:
+            bench_logs(tmp)
+        if "b" in which:
+            bench_idle_cpu(tmp, args.idle_seconds)
+    print(f"\nsummary ({time.monotonic() - t0:.0f} s):")
+    for name, fig, target, ok in RESULTS:
+        print(f"  {'OK    ' if ok else 'MISSED'} {name}: {fig} (target {target})")
+    return 0 if all(ok for *_, ok in RESULTS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
