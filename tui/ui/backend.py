@@ -217,6 +217,20 @@ class Backend:
 
         return Download(plan, cancel=cancel).run(on_progress)
 
+    # -- bench -------------------------------------------------------------------------------
+
+    def bench_session(self, name: str, workloads: list, options):
+        """A core ``BenchSession`` (checks the model and its server: blocks, raises one-line errors)."""
+        from tui.core.bench import BenchSession
+
+        return BenchSession(self.registry, name, workloads=workloads, options=options)
+
+    def bench_reports(self, name: str, last: int = 5) -> list:
+        """The last ``last`` saved reports of ``name`` (``logs/bench/``), oldest first."""
+        from tui.core.bench import list_reports
+
+        return list_reports(self.registry.logs_dir, name, last)
+
     # -- chat --------------------------------------------------------------------------------
 
     def chat_session(self, name: str) -> ChatSession:

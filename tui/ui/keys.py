@@ -12,6 +12,7 @@ list        the models list (its own widget bindings)
 logs        the logs pane
 chat        the chat pane (ctrl chords: the prompt input keeps printable keys)
 downloads   the downloads pane
+bench       the bench pane (ctrl chords: its fields keep printable keys)
 modal       dialogs (confirm, details, help)
 ==========  ==========================================================================
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "modal")
+SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "modal")
 
 SCOPE_TITLES = {
     "global": "Everywhere",
@@ -38,6 +39,7 @@ SCOPE_TITLES = {
     "logs": "Logs pane",
     "chat": "Chat pane",
     "downloads": "Downloads pane",
+    "bench": "Bench pane",
     "modal": "Dialogs",
 }
 
@@ -84,6 +86,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="downloads"),
     Action("pane_gauges", "4", "show_pane('gauges')", "Gauges pane (GPUs, RAM, CPU)", "global",
            show=False, label="gauges"),
+    Action("pane_bench", "b,5", "show_pane('bench')", "Bench the selected model (load, live progress, last runs)",
+           "global", key_display="b", show=False, label="bench"),
     Action("focus_models", "m", "focus_models", "Back to the models list", "global",
            show=False, label="models"),
     # the selected model
@@ -124,6 +128,11 @@ ACTIONS: tuple[Action, ...] = (
     # downloads
     Action("dl_cancel", "X", "cancel_download", "Cancel the download (partial files kept)", "downloads",
            label="cancel dl"),
+    # bench
+    Action("bench_run", "ctrl+r", "run_bench", "Run the benchmark (enter in a field runs it too)", "bench",
+           label="run"),
+    Action("bench_cancel", "escape", "cancel_bench", "Cancel the running benchmark (finished workloads are kept)",
+           "bench", label="cancel"),
     # dialogs
     Action("modal_yes", "y", "yes", "Yes", "modal", palette=False, label="yes"),
     Action("modal_no", "n,escape", "no", "No / close", "modal", palette=False, label="no"),
