@@ -24,6 +24,7 @@ def append(path, lines):
 
 
 async def open_logs(pilot, app, name="smollm2"):
+    await wait_until(pilot, lambda: app.log_pane is not None, what="panes mounted")
     app.table.select(name)
     await wait_until(pilot, lambda: app.log_pane.model == name and app.log_pane.lines_written >= 7,
                      what="backlog shown")

@@ -36,8 +36,8 @@ async def settled(pilot, app, name="glm-5"):
     """Wait until states, files and the selected model's log are on screen."""
     await wait_until(pilot, lambda: len(app.states) == 4 and app.files.get("glm-5") == "partial",
                      what="states and files")
-    await wait_until(pilot, lambda: app.log_pane.model == app.selected and app.log_pane.lines_written >= 5,
-                     what="log backlog")
+    await wait_until(pilot, lambda: app.log_pane is not None and app.log_pane.model == app.selected
+                     and app.log_pane.lines_written >= 5, what="log backlog")
     await pilot.pause(0.1)
 
 

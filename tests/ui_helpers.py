@@ -13,7 +13,11 @@ async def wait_until(pilot, pred, timeout: float = 10.0, what: str = "condition"
     """Pause the pilot until ``pred()`` is true (a single pause() is unreliable)."""
     deadline = time.monotonic() + timeout
     while True:
-        if pred():
+        try:
+            ok = pred()
+        except AttributeError:  # a pane not mounted yet (they mount after the first frame)
+            ok = False
+        if ok:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")

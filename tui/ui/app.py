@@ -51,7 +51,7 @@ from tui.ui.widgets.models_table import ModelsTable, Row, fit
 
 TRANSIENT = ("starting", "loading", "stopping")
 RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
-PANES = ("logs", "chat", "downloads", "gauges")
+PANES = ("logs", "chat", "downloads", "gauges", "bench")
 
 
 class ActionsProvider(Provider):
@@ -86,6 +86,31 @@ class ActionsProvider(Provider):
             await app.run_scoped_action(a)
 
         return run
+
+
+class Panes(Container):
+    """The selected model's panes, in tabs. Chat and downloads are mounted when first shown
+    (Markdown and friends cost ~150 ms of imports that an idle TUI does not need)."""
+
+    DEFAULT_CSS = "Panes { height: 1fr; }"
+
+    def __init__(self, backend, initial: str) -> None:
+        super().__init__()
+        self.backend = backend
+        self.initial = initial
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="panes", initial=self.initial):
+            with TabPane("Logs", id="logs"):
+                yield LogPane(self.backend, id="log-pane")
+            with TabPane("Chat", id="chat"):
+                yield Container(id="chat-slot")
+            with TabPane("Downloads", id="downloads"):
+                yield Container(id="downloads-slot")
+            with TabPane("Gauges", id="gauges"):
+                yield GaugesView(id="gauges-view")
+            with TabPane("Bench", id="bench"):
+                yield Container(id="bench-slot")
 
 
 def tune_gc() -> None:
@@ -156,8 +181,12 @@ class LlmdeckApp(App):
         self.selected: str | None = None
         self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
         self.table: ModelsTable | None = None
+        self.tabs: TabbedContent | None = None  # the panes: mounted after the first frame
+        self.log_pane: LogPane | None = None
+        self.gauges_view: GaugesView | None = None
         self.chat_deck = None  # mounted on first use (ensure_chat)
         self.downloads_pane = None  # mounted on first use (ensure_downloads)
+        self.bench_pane = None  # mounted on first use (ensure_bench)
         self._mount_lock = asyncio.Lock()
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
 
@@ -170,18 +199,12 @@ class LlmdeckApp(App):
                 yield FilterInput(placeholder="filter models (enter keeps, esc clears)", id="filter")
                 yield ModelsTable(list(self.registry.models), id="models")
                 yield GaugesView(compact=True, id="side-gauges")
-            with TabbedContent(id="panes", initial=self.initial_pane):
-                with TabPane("Logs", id="logs"):
-                    yield LogPane(self.backend, id="log-pane")
-                # chat and downloads are mounted when first shown (Markdown and friends cost
-                # ~150 ms of imports that the first frame does not need)
-                with TabPane("Chat", id="chat"):
-                    yield Container(id="chat-slot")
-                with TabPane("Downloads", id="downloads"):
-                    yield Container(id="downloads-slot")
-                with TabPane("Gauges", id="gauges"):
-                    yield GaugesView(id="gauges-view")
+            # the panes are mounted right after the first frame (the model list)
+            yield Container(id="panes-slot")
         yield Footer(compact=True)
+
+    def _panes(self) -> "Panes":
+        return Panes(self.backend, self.initial_pane)
 
     def _title_text(self) -> Text:
         n_run = sum(1 for s in self.states.values() if s.state in RUNNING)
@@ -204,11 +227,8 @@ class LlmdeckApp(App):
         self._main = main = self.screen
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
         self.table = main.query_one(ModelsTable)
-        self.log_pane = main.query_one(LogPane)
-        self.tabs = main.query_one(TabbedContent)
         self.title_bar = main.query_one("#title", Static)
         self.filter_input = main.query_one("#filter", Input)
-        self.gauges_view = main.query_one("#gauges-view", GaugesView)
         self.side_gauges = main.query_one("#side-gauges", GaugesView)
         if self.hide_thoughts:
             self._main.add_class("-hide-thoughts")
@@ -221,10 +241,18 @@ class LlmdeckApp(App):
         # the model list is the first frame; threads that compete for the GIL start after it
         self.call_after_refresh(self._after_first_frame)
 
-    def _after_first_frame(self) -> None:
+    async def _after_first_frame(self) -> None:
         if not self._alive():
             return
+        panes = self._panes()
+        await self._main.query_one("#panes-slot").mount(panes)
+        self.tabs = panes.query_one(TabbedContent)
+        self.log_pane = panes.query_one(LogPane)
+        self.gauges_view = panes.query_one("#gauges-view", GaugesView)
         tune_gc()
+        pending, self._pending_pane = getattr(self, "_pending_pane", None), None
+        if pending:
+            self.call_after_refresh(lambda: self.run_worker(self.action_show_pane(pending)))
         self._select(self.table.selected)
         self._poll_states()
         self._load_files()
@@ -253,6 +281,18 @@ class LlmdeckApp(App):
                 self.downloads_pane = pane
                 self._show_downloads()
         return self.downloads_pane
+
+    async def ensure_bench(self):
+        """The bench pane, mounted on first use."""
+        async with self._mount_lock:
+            if self.bench_pane is None:
+                from tui.ui.widgets.bench_pane import BenchPane
+
+                pane = BenchPane(self.backend, id="bench-pane")
+                await self._main.query_one("#bench-slot").mount(pane)
+                self.bench_pane = pane
+                pane.show_model(self.selected)
+        return self.bench_pane
 
     def on_unmount(self) -> None:
         self._wake.set()
@@ -320,11 +360,15 @@ class LlmdeckApp(App):
         self._select(name)
 
     def _select(self, name: str | None) -> None:
-        if name == self.selected and name is not None:
+        if name == self.selected and name is not None and self.log_pane and self.log_pane.model == name:
             return
         self.selected = name
+        if self.tabs is None:  # before the panes are mounted: they follow the selection then
+            return
         self.log_pane.follow_model(name)
         self._show_downloads()
+        if self.bench_pane is not None:
+            self.bench_pane.show_model(name)
         if self.tabs.active == "chat":
             self.run_worker(self._show_chat(), exclusive=True, group="chat-show")
         self.refresh_bindings()
@@ -448,6 +492,8 @@ class LlmdeckApp(App):
         if not self._alive():
             return
         self.snapshot = message.snapshot
+        if self.tabs is None:
+            return
         # a hidden view keeps the sample and draws it when shown (tab switch, wide layout):
         # an idle TUI must not lay out what nobody sees every second
         for view, shown in ((self.gauges_view, self.tabs.active == "gauges"),
@@ -696,10 +742,13 @@ class LlmdeckApp(App):
     # -- panes, filter, help -------------------------------------------------------------
 
     def show_pane(self, pane: str) -> None:
-        tabs = self.tabs
-        tabs.active = pane
+        if self.tabs is not None:
+            self.tabs.active = pane
 
     async def action_show_pane(self, pane: str) -> None:
+        if self.tabs is None:  # pressed in the first ~0.1 s: done once the panes are mounted
+            self._pending_pane = pane
+            return
         self.show_pane(pane)
         if pane == "logs":
             self.log_pane.log.focus()
@@ -709,6 +758,8 @@ class LlmdeckApp(App):
                 chat.prompt.focus()
         elif pane == "downloads":
             (await self.ensure_downloads()).focus()
+        elif pane == "bench":
+            (await self.ensure_bench()).focus_form()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -721,6 +772,8 @@ class LlmdeckApp(App):
             await self._show_chat()
         elif pane == "downloads":
             await self.ensure_downloads()
+        elif pane == "bench":
+            await self.ensure_bench()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -808,6 +861,8 @@ class LlmdeckApp(App):
         if a.scope in ("global", "models"):
             await self.run_action(a.action)
             return
+        if self.tabs is None:  # the panes are not mounted yet (the first ~0.1 s)
+            return
         if a.scope == "chat":
             pane = await self._show_chat()
             self.show_pane("chat")
@@ -821,6 +876,10 @@ class LlmdeckApp(App):
         if a.scope == "downloads":
             self.show_pane("downloads")
             await self.run_action(a.action, await self.ensure_downloads())
+            return
+        if a.scope == "bench":
+            self.show_pane("bench")
+            await self.run_action(a.action, await self.ensure_bench())
             return
         if a.scope == "list":
             await self.run_action(a.action, self.table)

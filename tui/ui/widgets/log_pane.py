@@ -25,7 +25,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
@@ -164,11 +164,14 @@ class FollowLog(Log):
 class LogPane(Vertical):
     """Shows one model's log at a time; :meth:`follow_model` switches."""
 
+    # the badge shares the head's line: pausing must not change the log's height (the view
+    # would jump by a line under the user's eyes)
     DEFAULT_CSS = """
     LogPane { height: 1fr; }
-    LogPane > #log-head { height: 1; color: $text-muted; }
-    LogPane > #log-badge { height: 1; display: none; background: $warning 30%; color: $text; }
-    LogPane > #log-badge.-shown { display: block; }
+    LogPane > #log-top { height: 1; }
+    LogPane #log-head { width: 1fr; height: 1; color: $text-muted; }
+    LogPane #log-badge { width: auto; height: 1; display: none; background: $warning 30%; color: $text; }
+    LogPane #log-badge.-shown { display: block; }
     LogPane > FollowLog { height: 1fr; }
     """
 
@@ -186,8 +189,9 @@ class LogPane(Vertical):
         self.lines_written = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("no model selected", id="log-head")
-        yield Static("", id="log-badge")
+        with Horizontal(id="log-top"):
+            yield Static("no model selected", id="log-head")
+            yield Static("", id="log-badge")
         log = FollowLog(highlight=True, max_lines=self.max_lines, id="log")
         log.highlighter = LogHighlighter()
         log.can_focus = True
@@ -271,7 +275,7 @@ class LogPane(Vertical):
         badge = self.query_one("#log-badge", Static)
         if self.paused:
             n = self.feed.waiting if self.feed else 0
-            badge.update(f" paused · {n} new line{'s' if n != 1 else ''} · f/End to follow")
+            badge.update(f" paused · {n} new line{'s' if n != 1 else ''} · f/End follows ")
             badge.add_class("-shown")
         else:
             badge.remove_class("-shown")
