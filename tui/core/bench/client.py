@@ -248,9 +248,14 @@ class _FirstTokenWatcher:
         return cls()
 
     def add(self, conn: "_Conn") -> None:
-        fd = conn.peek.fileno()
+        peek = conn.peek
+        if peek is None:
+            return
+        fd = peek.fileno()
         if self.watch.get(fd) is conn:
             return
+        # the fd is remembered: the event loop may close conn.peek while this thread reads it
+        conn.peek_fd = fd
         self.watch[fd] = conn
         try:
             self.ep.register(fd, select.EPOLLIN | select.EPOLLET | select.EPOLLRDHUP)
@@ -258,7 +263,9 @@ class _FirstTokenWatcher:
             self.watch.pop(fd, None)
 
     def remove(self, conn: "_Conn") -> None:
-        fd = conn.peek.fileno()
+        fd = getattr(conn, "peek_fd", None)
+        if fd is None:
+            return
         if self.watch.get(fd) is conn and self.watch.pop(fd, None) is conn:
             try:
                 self.ep.unregister(fd)
@@ -278,10 +285,11 @@ class _FirstTokenWatcher:
             now = monotonic()
             for fd, _ in events:
                 conn = self.watch.get(fd)
-                if conn is None or conn.peek is None:
+                peek = conn.peek if conn is not None else None
+                if peek is None:
                     continue
                 try:
-                    data = conn.peek.recv(65536, flags)
+                    data = peek.recv(65536, flags)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
@@ -319,6 +327,7 @@ class _Conn(asyncio.Protocol):
         self.lazy = False
         self.seen_at: float | None = None
         self.peek = None  # a dup of the socket for the first-token watcher
+        self.peek_fd: int | None = None
         self.client._conns.add(self)
         watcher = self.client._watcher
         if watcher is not None:
