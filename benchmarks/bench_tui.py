@@ -480,7 +480,7 @@ def bench_stream(tmp: Path, rate: int = 2000, seconds: float = 10.0) -> None:
                 await lag.stop()
                 res.update(seen_at=seen_at, lags=lag.lags, source=pane.turn.answer.source,
                            content=pane.turn.content, events=pane.events_seen,
-                           stats=str(pane.turn.stats.render()))
+                           stats=pane.turn.stats.plain())
 
         asyncio.run(run_app(), debug=bool(os.environ.get("BENCH_ASYNCIO_DEBUG")))
         sent = json.loads(out.read_text().splitlines()[-1])

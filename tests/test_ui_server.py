@@ -63,10 +63,10 @@ async def test_start_ready_chat_cancel_quit_adopt_stop(real_registry):
         await pilot.press(*"Say hello.", "enter")
         await wait_until(pilot, lambda: pane.turn is not None and not pane.generating, timeout=150,
                          what="answer")
-        assert pane.turn.content.strip(), pane.turn.stats.render()
+        assert pane.turn.content.strip(), pane.turn.stats.plain()
         assert pane.events_seen >= 4  # content deltas one by one, then usage/done
         assert pane.turn.answer.source == pane.turn.content
-        stats = str(pane.turn.stats.render())
+        stats = pane.turn.stats.plain()
         assert "tok/s" in stats and "tokens" in stats, stats
         assert [m["role"] for m in pane.session.history] == ["user", "assistant"]
         # esc cancels a long reply; what arrived is kept
@@ -77,7 +77,7 @@ async def test_start_ready_chat_cancel_quit_adopt_stop(real_registry):
                          what="the second reply streaming")
         await pilot.press("escape")
         await wait_until(pilot, lambda: not pane.generating, timeout=30, what="cancelled")
-        assert "cancelled" in str(pane.turn.stats.render())
+        assert "cancelled" in pane.turn.stats.plain()
         assert pane.turn.content
         # q: quit, the server keeps running
         await pilot.press("escape", "q")

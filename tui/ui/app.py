@@ -854,6 +854,8 @@ class LlmdeckApp(App):
     def action_toggle_hide_thoughts(self) -> None:
         self.hide_thoughts = not self.hide_thoughts
         self._main.set_class(self.hide_thoughts, "-hide-thoughts")
+        for pane in (self.chat_deck.panes.values() if self.chat_deck else ()):
+            pane.turns.set_hide_thoughts(self.hide_thoughts)
         self.notify("thoughts hidden" if self.hide_thoughts else "thoughts shown")
 
     async def run_scoped_action(self, a: keys.Action) -> None:

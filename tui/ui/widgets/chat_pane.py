@@ -7,9 +7,9 @@ pretty-printed arguments), the answer as Markdown, and a stats line (time to fir
 tok/s, tokens).
 
 Streaming: the events are consumed by an async worker that only appends to buffers; a
-100 ms timer flushes the buffers into the blocks (never a re-render per token). Blocks are
-:class:`~tui.ui.widgets.stream_md.StreamingMarkdown` (segments frozen as they complete, only
-the tail re-rendered; see its docstring for why not Textual's ``MarkdownStream``).
+50 ms timer flushes the buffers into the blocks (never a re-render per token). The turns
+live in one :class:`~tui.ui.widgets.transcript.Transcript` (see it for why not a widget
+per block): a flush re-renders only the streaming block's Markdown tail.
 ``esc`` uses the core's cancel: the HTTP stream is closed (the server-side cancel), the
 reply ends "cancelled" keeping what arrived, and ``/slots`` says whether the server stopped.
 
@@ -20,23 +20,22 @@ skips the tool results. ``up``/``down`` recall this session's earlier prompts.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Input, Static
 
 from tui.ui import keys
-from tui.ui.widgets.stream_md import StreamingMarkdown
+from tui.ui.widgets.transcript import (AnswerBlock, TextBlock, ThinkingBlock, ToolCallBlock, Transcript,
+                                       UserBlock)
 
-FLUSH_S = 0.1  # 10 Hz: each flush is a layout pass (25-50 ms with a long reply, bench_tui (c))
+FLUSH_S = 0.05  # 20 Hz: a flush re-renders the streaming block's tail only
 
 
 def pane_id(model: str) -> str:
@@ -67,117 +66,44 @@ class PromptInput(Input):
         self.cursor_position = len(self.value)
 
 
-class UserTurn(Static):
-    pass
+class AssistantTurn:
+    """The blocks of one reply in the transcript: thoughts, tool calls, answer, stats line."""
 
-
-class ThinkingBlock(Vertical):
-    """Thoughts: a label and a Markdown body; ``-collapsed`` hides the body."""
-
-    def compose(self) -> ComposeResult:
-        yield Static("thinking…", classes="think-label")
-        yield StreamingMarkdown(classes="think-body")
-
-    @property
-    def body(self) -> StreamingMarkdown:
-        return self.query_one(".think-body", StreamingMarkdown)
-
-    def set_label(self, text: str) -> None:
-        self.query_one(".think-label", Static).update(text)
-
-    words = 0
-
-    def collapse(self, words: int) -> None:
-        self.words = words
-        self.add_class("-collapsed")
-        self._label()
-
-    def _label(self) -> None:
-        if self.has_class("-collapsed"):
-            self.set_label(f"▸ thoughts ({self.words} words) · ctrl+y shows them")
-        else:
-            self.set_label(f"▾ thoughts ({self.words} words) · ctrl+y hides them")
-
-    def toggle(self) -> None:
-        self.toggle_class("-collapsed")
-        self._label()
-
-    def on_click(self) -> None:
-        self.toggle()
-
-
-class ToolCallBlock(Static):
-    """One tool call: name, id and pretty-printed arguments; its result once given."""
-
-    def __init__(self, call: Any) -> None:
-        self.call = call
-        self.result: str | None = None
-        super().__init__(self._text(), classes="tool-call")
-
-    def _text(self):
-        c = self.call
-        head = Text(f"⚙ tool call: {c.name}", style="bold")
-        head.append(f"  ({c.id})", style="dim")
-        if getattr(c, "ok", True):
-            body = json.dumps(c.arguments, indent=2, ensure_ascii=False)
-        else:
-            body = f"(arguments are not valid JSON)\n{c.raw}"
-        from rich.console import Group
-
-        parts: list = [head, Syntax(body, "json", theme="ansi_dark", word_wrap=True, background_color="default")]
-        if self.result is not None:
-            parts.append(Text(f"→ result: {self.result}", style="green"))
-        return Group(*parts)
-
-    def set_result(self, text: str) -> None:
-        self.result = text
-        self.update(self._text())
-
-
-class AssistantTurn(Vertical):
-    """Thinking, tool calls, answer and stats of one reply; fed by :class:`ChatPane`."""
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.reasoning = ""
-        self.content = ""
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
         self.thinking: ThinkingBlock | None = None
-        self.answer: StreamingMarkdown | None = None
+        self.answer: AnswerBlock | None = None
         self.tools: list[ToolCallBlock] = []
-
-    def compose(self) -> ComposeResult:
-        yield Static("", classes="stats")
+        self.stats = transcript.add(TextBlock(Text("…", style="dim")))
 
     @property
-    def stats(self) -> Static:
-        return self.query_one(".stats", Static)
+    def reasoning(self) -> str:
+        return self.thinking.reasoning if self.thinking else ""
 
-    async def write_reasoning(self, text: str) -> None:
+    @property
+    def content(self) -> str:
+        return self.answer.source if self.answer else ""
+
+    def write_reasoning(self, text: str) -> None:
         if self.thinking is None:
-            self.thinking = ThinkingBlock(classes="thinking")
-            await self.mount(self.thinking, before=self.stats)
-        self.reasoning += text
-        await self.thinking.body.append(text)
+            self.thinking = self.transcript.add(ThinkingBlock(), before=self.stats)
+        self.thinking.append(text)
 
-    async def write_content(self, text: str) -> None:
+    def write_content(self, text: str) -> None:
         if self.answer is None:
-            if self.thinking is not None and not self.thinking.has_class("-collapsed"):
-                self.thinking.collapse(len(self.reasoning.split()))
-            self.answer = StreamingMarkdown(classes="answer")
-            await self.mount(self.answer, before=self.stats)
-        self.content += text
-        await self.answer.append(text)
+            if self.thinking is not None and not self.thinking.collapsed:
+                self.thinking.collapse()  # the answer starts: thoughts fold away
+            self.answer = self.transcript.add(AnswerBlock(), before=self.stats)
+        self.answer.append(text)
 
-    async def add_tool_call(self, call: Any) -> ToolCallBlock:
-        block = ToolCallBlock(call)
+    def add_tool_call(self, call: Any) -> ToolCallBlock:
+        block = self.transcript.add(ToolCallBlock(call), before=self.stats)
         self.tools.append(block)
-        await self.mount(block, before=self.stats)
         return block
 
-    async def finish(self) -> None:
-        """The reply ended: thoughts fold away (if the answer did not already fold them)."""
-        if self.thinking is not None and not self.thinking.has_class("-collapsed"):
-            self.thinking.collapse(len(self.reasoning.split()))
+    def finish(self) -> None:
+        if self.thinking is not None and not self.thinking.collapsed:
+            self.thinking.collapse()
 
 
 def stats_line(stats: Any, finish: str | None) -> str:
@@ -220,10 +146,11 @@ class ChatPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="chat-head")
-        yield VerticalScroll(classes="turns")
+        yield Transcript(classes="turns")
         yield PromptInput(placeholder="message… (enter sends)", classes="prompt")
 
     def on_mount(self) -> None:
+        self.turns.set_hide_thoughts(self.screen.has_class("-hide-thoughts"))
         self._head()
 
     @property
@@ -231,8 +158,8 @@ class ChatPane(Vertical):
         return self.query_one(PromptInput)
 
     @property
-    def turns(self) -> VerticalScroll:
-        return self.query_one(".turns", VerticalScroll)
+    def turns(self) -> Transcript:
+        return self.query_one(Transcript)
 
     def set_ready(self, ready: bool, state: str, url: str | None = None) -> None:
         changed = (ready, state) != (self.ready, getattr(self, "state", None))
@@ -269,13 +196,13 @@ class ChatPane(Vertical):
             return
         self.prompt.remember(text)
         self.prompt.value = ""
-        await self.turns.mount(UserTurn(Text.assemble(("› ", "bold cyan"), text), classes="user"))
+        self.turns.add(UserBlock(text))
         await self._run(lambda: self.session.stream(text))
 
     async def _tool_result(self, text: str) -> None:
         call = self.pending_tools.pop(0)
         self.tool_results[call.id] = text
-        for block in self.turn.tools if self.turn else []:
+        for block in self.turn.tools if self.turn else []:  # noqa: SIM110
             if block.call.id == call.id:
                 block.set_result(text)
         self.prompt.value = ""
@@ -292,9 +219,8 @@ class ChatPane(Vertical):
 
     async def _run(self, make_stream) -> None:
         self.generating = True
-        self.turn = AssistantTurn(classes="assistant")
-        await self.turns.mount(self.turn)
-        self.turns.anchor()
+        self.turn = AssistantTurn(self.turns)
+        self.turns.scroll_end(animate=False)  # a new turn: follow it
         self._buf = []
         self._flush_timer = self.set_interval(FLUSH_S, self._flush)
         self.refresh_bindings()
@@ -317,7 +243,7 @@ class ChatPane(Vertical):
                     self._buf.append(("c", e.text))
                 elif isinstance(e, ev.ToolCall):
                     await self._flush()
-                    await turn.add_tool_call(e)
+                    turn.add_tool_call(e)
                     self.pending_tools.append(e)
                 elif isinstance(e, ev.Done):
                     finish, stats = e.finish_reason, e.stats
@@ -343,9 +269,9 @@ class ChatPane(Vertical):
                 merged.append([kind, text])
         for kind, text in merged:
             if kind == "r":
-                await self.turn.write_reasoning(text)
+                self.turn.write_reasoning(text)
             else:
-                await self.turn.write_content(text)
+                self.turn.write_content(text)
         self.last_flush_at = time.perf_counter()
 
     async def _end_turn(self, turn: AssistantTurn, finish: str | None, stats: Any, error: str | None) -> None:
@@ -353,7 +279,7 @@ class ChatPane(Vertical):
             self._flush_timer.stop()
             self._flush_timer = None
         await self._flush()
-        await turn.finish()
+        turn.finish()
         if error:
             turn.stats.update(Text(f"error: {error}", style="bold red"))
         else:
@@ -415,7 +341,7 @@ class ChatPane(Vertical):
         self.last_answer = ""
         self.turn = None
         self.prompt.placeholder = "message… (enter sends)"
-        await self.turns.remove_children()
+        self.turns.clear()
         self.notify(f"new chat with {self.model}")
 
     def action_toggle_thinking(self) -> None:
@@ -425,7 +351,7 @@ class ChatPane(Vertical):
         self.notify(f"thinking {'on' if self.session.thinking else 'off'} from the next message")
 
     def action_toggle_thoughts(self) -> None:
-        blocks = list(self.query(ThinkingBlock))
+        blocks = [b for b in self.turns.blocks if isinstance(b, ThinkingBlock)]
         if blocks:
             blocks[-1].toggle()
 
