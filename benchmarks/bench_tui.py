@@ -567,8 +567,8 @@ def bench_logs(tmp: Path, rate: int = 50_000, seconds: float = 5.0) -> None:
     async def run_app() -> None:
         app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
         async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.log_pane.model == "m" and app.log_pane.feed is not None)
             pane = app.log_pane
-            await wait_until(pilot, lambda: pane.model == "m" and pane.feed is not None)
             await pilot.press("l")
             await pilot.pause(0.3)
             proc = psutil.Process()
@@ -609,10 +609,10 @@ def bench_logs(tmp: Path, rate: int = 50_000, seconds: float = 5.0) -> None:
            f"core Follower alone: worst {b_lag * 1000:.0f} ms behind ({b_n} of {total_b} lines)")
     grow = (res["rss_peak"] - res["rss0"]) / 2**20
     second_half = (res["rss_peak"] - res["rss_half"]) / 2**20
-    bounded = res["kept"] <= res["max_lines"] + 1 and second_half < grow / 2 + 5
+    bounded = res["kept"] <= res["max_lines"] + 1 and second_half <= 5
     report("(d) logs: memory", f"{res['kept']} lines kept (cap {res['max_lines']}); RSS +{grow:.0f} MiB in all, "
            f"+{second_half:.0f} MiB in the second half, for {res['total']} lines "
-           f"(~{res['total'] * 130 / 2**20:.0f} MiB of text)", "bounded (a cap, no growth once full)", bounded,
+           f"(~{res['total'] * 130 / 2**20:.0f} MiB of text)", "bounded (≤ cap lines, ≤ 5 MiB growth in the 2nd half)", bounded,
            note=f"event loop during the flood: max lag {max(res['lags']) * 1000:.0f} ms")
 
 

@@ -76,6 +76,7 @@ def write_registry(path: Path, binary: Path, model: Path, port: int | None) -> N
         if port is not None or "default_port" not in entry:
             entry["default_port"] = port or pick_port(DEFAULT_PORT)
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no .demo/ yet
     registry.edit(path, change)
 
 

@@ -140,3 +140,13 @@ def test_errors_and_warnings_are_highlighted():
     t = Text("0.00.001 I srv  update_slots: all good")
     h.highlight(t)
     assert t.spans == []
+
+
+async def test_width_of_wide_and_tabbed_lines_is_measured_in_cells(tmp_path, monkeypatch):
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app)
+        append(log, ["x" * 90, "日本語" * 40, "a\tb"])
+        await wait_until(pilot, lambda: app.log_pane.log.lines[-1:] == ["a\tb"])
+        assert app.log_pane.log.virtual_size.width == 240  # 120 wide characters, 2 cells each

@@ -20,6 +20,7 @@ import re
 import threading
 from collections import deque
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
@@ -97,6 +98,23 @@ class FollowLog(Log):
     """
 
     BINDINGS = keys.bindings("logs")
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:
+        """The widest line of a batch, measured here rather than in a thread per batch.
+
+        ``Log`` starts a thread worker per ``write_lines`` that hands its result back with a
+        blocking ``call_from_thread``; under a flood (50,000 lines/s) those workers queued
+        up holding their batches and memory grew with the flood. ``len`` is exact for
+        ASCII lines without tabs and runs at C speed; other lines get ``cell_len``.
+        """
+        if not lines:
+            return
+        width = 0
+        for line in lines:
+            n = len(line) if line.isascii() and "\t" not in line else cell_len(self._process_line(line))
+            if n > width:
+                width = n
+        self._update_maximum_width(updates, width)
 
     @property
     def parent_pane(self) -> "LogPane | None":

@@ -1,0 +1,73 @@
+"""``llmdeck`` with no command (cmd_tui) and ``scripts/demo.py`` (the program of ``make demo``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+from tui.core import registry, supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+LLMDECK = str(Path(sys.executable).parent / "llmdeck")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("content, expect", [
+    (None, "file not found"),
+    ('{"models": {"m": {"default_port": "x"}}}', "models.m.default_port: must be an integer"),
+    ('{"models": {', "invalid JSON"),
+])
+def test_a_bad_registry_is_one_line_per_problem_and_exit_2(tmp_path, content, expect):
+    path = tmp_path / "models.json"
+    if content is not None:
+        path.write_text(content)
+    p = subprocess.run([LLMDECK, "--registry", str(path)], capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert lines and all(x.startswith("llmdeck: error: ") for x in lines), p.stderr
+    assert expect in p.stderr and str(path) in p.stderr
+
+
+@pytest.mark.server
+@pytest.mark.timeout(180)
+def test_demo_writes_its_own_registry_and_starts_the_model(tmp_path, llama_server_bin, smollm_gguf):
+    user_registry = ROOT / "models.json"
+    before = user_registry.stat().st_mtime_ns if user_registry.exists() else None
+    demo_dir = tmp_path / "demo"
+    port = free_port()
+    try:
+        p = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--no-tui", "--dir", str(demo_dir),
+                            "--port", str(port)], capture_output=True, text=True, timeout=150,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "smollm2: ready" in p.stdout
+        assert "your models.json is not touched" in p.stdout
+        raw = json.loads((demo_dir / "models.json").read_text())
+        entry = raw["models"]["smollm2"]
+        assert entry["model_path"] == str(smollm_gguf) and entry["default_port"] == port
+        assert raw["settings"]["llama_server"] == str(llama_server_bin)
+        reg = registry.load(demo_dir / "models.json")
+        assert supervisor.state_of(reg, "smollm2").state == "ready"
+        assert (demo_dir / "logs" / "smollm2.log").exists() and (demo_dir / "run").is_dir()
+        # a second run adopts the running server and keeps edits to the demo registry
+        raw["models"]["smollm2"]["description"] = "edited by the user"
+        (demo_dir / "models.json").write_text(json.dumps(raw))
+        p2 = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--no-tui", "--dir", str(demo_dir)],
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert p2.returncode == 0, p2.stdout + p2.stderr
+        assert "already running" in p2.stdout and "adopting" in p2.stdout
+        assert json.loads((demo_dir / "models.json").read_text())["models"]["smollm2"]["description"] == \
+            "edited by the user"
+    finally:
+        if (demo_dir / "models.json").exists():
+            supervisor.stop_all(registry.load(demo_dir / "models.json"), grace=2)
+    after = user_registry.stat().st_mtime_ns if user_registry.exists() else None
+    assert before == after
