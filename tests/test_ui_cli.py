@@ -71,3 +71,28 @@ def test_demo_writes_its_own_registry_and_starts_the_model(tmp_path, llama_serve
             supervisor.stop_all(registry.load(demo_dir / "models.json"), grace=2)
     after = user_registry.stat().st_mtime_ns if user_registry.exists() else None
     assert before == after
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_tools_file_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "models.json").write_text('{"models": {}}')
+    (tmp_path / "tools.json").write_text('[{"type": "function", "function": {}}]')
+    p = subprocess.run([LLMDECK, "--registry", str(tmp_path / "models.json")], capture_output=True, text=True,
+                       timeout=20, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, LLMDECK_TOOLS=str(tmp_path / "tools.json")))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == f"llmdeck: error: LLMDECK_TOOLS: {tmp_path / 'tools.json'}: tool #1 has no function.name"
+
+
+def test_tools_from_the_environment_reach_the_chat_session(tmp_path):
+    from tui.ui.backend import Backend
+
+    (tmp_path / "models.json").write_text('{"models": {"m": {"model_path": "m.gguf", "default_port": 8123}}}')
+    reg = registry.load(tmp_path / "models.json")
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    session = Backend(reg, chat_options={"tools": tools, "max_tokens": 7}).chat_session("m")
+    session.url = "http://127.0.0.1:9/v1"
+    conv = session._conversation()
+    assert conv.tools == tools and conv.max_tokens == 7
+    body = conv.client.build_body(conv.request_messages(), tools=conv.tools, max_tokens=conv.max_tokens)
+    assert body["tools"] == tools and body["max_tokens"] == 7

@@ -283,3 +283,34 @@ async def test_usable_at_80x24_every_column_visible(tmp_path, monkeypatch):
         assert row_text(app, "glm-5") == ["glm-5", "UD-IQ2_XXS", "partial", "ready", "8001", "71.0G", "12.5G",
                                           "40.5"]
         assert row_text(app, "qwen3.5")[3] == "loading 95s"
+
+
+async def test_mouse_selects_rows_and_tabs_and_toggles_thoughts(tmp_path, monkeypatch):
+    from tui.ui.widgets.models_table import ModelsTable
+    from tui.ui.widgets.transcript import ThinkingBlock
+
+    session = F.FakeChatSession([F.reply("I should answer briefly.", "Yes.")])
+    app, be = make_app(tmp_path, monkeypatch, states=F.demo_states(), chat={"glm-5": session})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.tabs is not None and "glm-5" in app.states)
+        await pilot.click(ModelsTable, offset=(3, 3))  # row 0 is the header
+        assert app.selected == "glm-4.7-flash"
+        await pilot.click("#--content-tab-gauges")
+        await wait_until(pilot, lambda: app.tabs.active == "gauges")
+        await pilot.click(ModelsTable, offset=(3, 1))
+        assert app.selected == "glm-5"
+        await pilot.click("#--content-tab-chat")
+        await wait_until(pilot, lambda: app.tabs.active == "chat" and app.chat_deck is not None
+                         and "glm-5" in app.chat_deck.panes)
+        pane = app.chat_deck.panes["glm-5"]
+        await wait_until(pilot, lambda: pane.ready)
+        await pilot.click(pane.prompt)
+        await pilot.press(*"hi", "enter")
+        await wait_until(pilot, lambda: pane.turn is not None and not pane.generating)
+        transcript = pane.turns
+        i = next(i for i, b in enumerate(transcript.blocks) if isinstance(b, ThinkingBlock))
+        block = transcript.blocks[i]
+        assert block.collapsed
+        label_y = transcript._offsets[i] + block.margin - int(transcript.scroll_offset.y)
+        await pilot.click(transcript, offset=(4, label_y))
+        assert not block.collapsed and "answer briefly" in transcript.text()

@@ -3,13 +3,19 @@
 The registry is loaded like every other command does (``--registry``, ``LLMDECK_REGISTRY``,
 ``./models.json``); a bad one prints one line per problem and exits 2 before any screen is
 drawn. Textual is imported only here.
+
+Environment (the TUI has no flags of its own, as ``llmdeck`` without a command takes none):
+``LLMDECK_TOOLS`` — a JSON file of OpenAI tool definitions offered to the model in the chat
+pane (the same format as ``llmdeck chat --tools``); ``LLMDECK_HIDE_THOUGHTS=1`` — start with
+thinking blocks hidden.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
-from tui.cli.output import EXIT_OK, EXIT_USAGE
+from tui.cli.output import EXIT_OK, EXIT_USAGE, error
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,8 +24,19 @@ def run(args: argparse.Namespace) -> int:
     reg = load_registry(args)
     if reg is None:
         return EXIT_USAGE
-    from tui.ui.app import LlmdeckApp  # the UI library, only for this command
+    chat_options = {}
+    tools_file = os.environ.get("LLMDECK_TOOLS")
+    if tools_file:
+        from tui.core.chat.tools import ToolsError, load_tools
 
-    app = LlmdeckApp(reg, select=getattr(args, "select", None))
+        try:
+            chat_options["tools"] = load_tools(tools_file)
+        except ToolsError as exc:
+            error(f"LLMDECK_TOOLS: {exc}")
+            return EXIT_USAGE
+    from tui.ui.app import LlmdeckApp  # the UI library, only for this command
+    from tui.ui.backend import Backend
+
+    app = LlmdeckApp(reg, backend=Backend(reg, chat_options=chat_options), select=getattr(args, "select", None))
     code = app.run()
     return int(code or EXIT_OK) if isinstance(code, int) else EXIT_OK
