@@ -1,5 +1,5 @@
-"""The llmdeck TUI: models on the left/top, the selected model's logs, chat, downloads and
-gauges in tabs, keys in the footer.
+"""The llmdeck TUI: models on the left/top, the selected model's logs, chat, downloads,
+gauges and bench in tabs, keys in the footer.
 
 Threading (harlequin's rule, textual-practice.md §2): every call into the core goes through
 ``self.backend`` inside a worker; workers only post messages (:mod:`tui.ui.messages`);
@@ -120,7 +120,9 @@ def tune_gc() -> None:
     and a long chat that took 100-200 ms here and was the largest event-loop stall while
     streaming (bench_tui (c)). Objects alive after the first frame (modules, styles, the
     main widgets) are moved out of the collector's sight with ``gc.freeze()``, and young
-    collections run less often. ``LLMDECK_GC=default`` keeps Python's settings.
+    collections run less often. ``LLMDECK_GC=default`` keeps Python's settings. The app
+    unfreezes on exit (:func:`untune_gc`) so its objects can be collected (tests run many
+    apps in one process).
     """
     import gc
 
@@ -130,6 +132,13 @@ def tune_gc() -> None:
     gc.freeze()
     g0, g1, g2 = gc.get_threshold()
     gc.set_threshold(max(g0, 10_000), g1, g2)
+
+
+def untune_gc() -> None:
+    import gc
+
+    if os.environ.get("LLMDECK_GC") != "default":
+        gc.unfreeze()
 
 
 class FilterInput(Input):
@@ -188,6 +197,7 @@ class LlmdeckApp(App):
         self.downloads_pane = None  # mounted on first use (ensure_downloads)
         self.bench_pane = None  # mounted on first use (ensure_bench)
         self._mount_lock = asyncio.Lock()
+        self._pending_pane: str | None = None  # a pane asked for before the panes were mounted
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
 
     # -- layout --------------------------------------------------------------------------
@@ -250,7 +260,7 @@ class LlmdeckApp(App):
         self.log_pane = panes.query_one(LogPane)
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)
         tune_gc()
-        pending, self._pending_pane = getattr(self, "_pending_pane", None), None
+        pending, self._pending_pane = self._pending_pane, None
         if pending:
             self.call_after_refresh(lambda: self.run_worker(self.action_show_pane(pending)))
         self._select(self.table.selected)
@@ -295,6 +305,7 @@ class LlmdeckApp(App):
         return self.bench_pane
 
     def on_unmount(self) -> None:
+        untune_gc()
         self._wake.set()
         if self.sampler is not None:
             try:
