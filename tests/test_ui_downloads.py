@@ -70,6 +70,21 @@ async def test_d_plans_asks_downloads_with_progress_and_marks_on_disk(reg):
         # a second d: already on disk
         await pilot.press("d")
         await wait_until(pilot, lambda: any("already on disk" in n.message for n in app._notifications))
+        # D deletes the downloaded files, after asking
+        assert app.check_action("delete_files", ()) is True
+        await pilot.press("D")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirm")
+        assert "Delete 4 file(s) of tiny" in app.screen.question  # 3 shards + the download manifest
+        await pilot.press("n")
+        assert len(list((reg.models_dir / "Tiny-GGUF" / "Q4_K_M").glob("*.gguf"))) == 3
+        await pilot.press("D")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirm")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: row_text(app, "tiny")[2] == "missing", what="files gone")
+        assert not (reg.models_dir / "Tiny-GGUF").exists()
+        app.table.select("local")
+        await pilot.pause(0.05)
+        assert app.check_action("delete_files", ()) is False  # model_path files are the user's
 
 
 async def test_x_cancels_keeping_the_partial_and_d_resumes(reg, hub):

@@ -27,7 +27,7 @@ COVERAGE = {
     "pane_gauges": "test_pane_keys", "focus_models": "test_pane_keys",
     "open": "test_enter_opens_details_with_exit_reason", "start": "test_start_stop_restart",
     "stop": "test_start_stop_restart", "restart": "test_start_stop_restart", "kill": "test_kill_asks_first",
-    "download": "test_ui_downloads.py", "list_down": "test_list_moves", "list_up": "test_list_moves",
+    "download": "test_ui_downloads.py", "delete_files": "test_ui_downloads.py", "list_down": "test_list_moves", "list_up": "test_list_moves",
     "list_top": "test_list_moves", "list_bottom": "test_list_moves",
     "log_follow": "test_ui_logs.py", "log_top": "test_ui_logs.py", "log_down": "test_ui_logs.py",
     "log_up": "test_ui_logs.py",

@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.set_defaults(func=cmd_remove)
 
+    p = sub.add_parser("delete", help="delete a quant's downloaded files (asks first; --yes to skip)")
+    p.add_argument("model")
+    p.add_argument("--quant", help="the quant (default: the model's default_quant)")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_delete)
+
     p = sub.add_parser("setup", help="get llama-server (build once, cached) and the SmolLM2 demo model")
     p.set_defaults(func=cmd_setup)
 
@@ -161,6 +167,40 @@ def cmd_remove(args) -> int:
     if rc == EXIT_OK:
         info(f"removed '{args.model}' from {registry_path(args)} (files left in place)")
     return rc
+
+
+def cmd_delete(args) -> int:
+    import sys
+
+    from tui.core import supervisor
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    try:
+        files, size = supervisor.delete_files(reg, args.model, args.quant, dry_run=True)
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except supervisor.SupervisorError as exc:
+        error(str(exc))
+        return EXIT_FAIL
+    if not files:
+        info(f"{args.model}: nothing downloaded to delete")
+        return EXIT_OK
+    where = files[0].parent
+    if not args.yes:
+        if not sys.stdin.isatty():
+            error(f"deleting {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}: pass --yes to confirm")
+            return EXIT_USAGE
+        answer = input(f"Delete {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            info("nothing deleted")
+            return EXIT_FAIL
+    files, size = supervisor.delete_files(reg, args.model, args.quant)
+    info(f"{args.model}: deleted {len(files)} file(s), {_gb(size) or '0 GB'}, from {where}")
+    return EXIT_OK
 
 
 def cmd_setup(args) -> int:

@@ -198,3 +198,44 @@ def download_status(registry: "Registry", model: "Model") -> dict[str, dict]:
             if d.is_dir() and d.name not in names and (d / MANIFEST_NAME).is_file():
                 names.append(d.name)
     return {q: quant_download(registry, model, q).as_dict() for q in names}
+
+
+def deletable_files(registry: "Registry", model: "Model", quant: str) -> list[Path]:
+    """What deleting a quant removes: its files in ``quant_dir`` (those its pattern matches),
+    partial downloads (``.part`` and their locks) and the download manifest. Nothing else in the
+    folder, and never a ``model_path`` (those files are the user's)."""
+    if model.model_path:
+        return []
+    d = quant_dir(registry, model, quant)
+    if not d.is_dir():
+        return []
+    q = model.quant(quant)
+    pattern = q.pattern if q else None
+    out = []
+    for f in sorted(d.iterdir()):
+        if not f.is_file() or f.is_symlink():
+            continue
+        if (_match(f, pattern) or f.name.endswith(PARTIAL_SUFFIX) or f.name.endswith(PARTIAL_SUFFIX + ".lock")
+                or f.name == MANIFEST_NAME):
+            out.append(f)
+    return out
+
+
+def delete_quant(registry: "Registry", model: "Model", quant: str) -> tuple[list[Path], int]:
+    """Remove :func:`deletable_files`; the quant folder (and the repo folder) go when left empty.
+    Returns the files removed and their bytes. The caller checks no server uses them."""
+    files = deletable_files(registry, model, quant)
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+            f.unlink()
+        except FileNotFoundError:
+            pass
+    d = quant_dir(registry, model, quant)
+    for folder in (d, d.parent):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            break
+    return files, total

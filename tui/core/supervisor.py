@@ -499,5 +499,28 @@ def restart(registry: Registry, name: str, **kw: Any) -> ModelState:
     return start(registry, name, **kw)
 
 
+def delete_files(registry: Registry, name: str, quant: str | None = None, *,
+                 dry_run: bool = False) -> tuple[list[Path], int]:
+    """Delete one quant's downloaded files (final, partial, manifest). Refused while the
+    model's server runs with that quant, and for ``model_path`` models (the user's files).
+    Returns the files (to be) removed and their size in bytes."""
+    from tui.core import modelfiles
+
+    model = registry.get(name)
+    qname = quant or model.default_quant
+    if model.model_path:
+        raise SupervisorError(f"model '{name}' uses model_path {model.model_path}: those files are yours; "
+                              "llmdeck only deletes what it downloaded")
+    if qname is None or (qname not in model.quants and not modelfiles.quant_dir(registry, model, qname).is_dir()):
+        raise SupervisorError(f"model '{name}' has no quant '{qname}'; known: {', '.join(model.quants) or 'none'}")
+    st = state_of(registry, name, probe=False)
+    if st.running and (st.quant in (None, qname)):
+        raise SupervisorError(f"model '{name}' is running (pid {st.pid}) with quant {st.quant or qname}: stop it first")
+    files = modelfiles.deletable_files(registry, model, qname)
+    if dry_run:
+        return files, sum(f.stat().st_size for f in files if f.exists())
+    return modelfiles.delete_quant(registry, model, qname)
+
+
 def dumps_states(states: list[ModelState]) -> str:
     return json.dumps([s.to_json() for s in states], indent=2)

@@ -523,10 +523,11 @@ class LlmdeckApp(App):
         return self.check_action(action, ()) is True
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        verbs = ("start", "stop", "restart", "kill", "download")
+        verbs = ("start", "stop", "restart", "kill", "download", "delete_files")
         focused = self._main.focused if self._main is not None else None
         typing = isinstance(focused, Input)  # on the main screen (not the palette's input)
-        single_letter = {"start", "stop", "restart", "kill", "download", "show_pane", "filter", "quit_keep",
+        single_letter = {"start", "stop", "restart", "kill", "download", "delete_files", "show_pane", "filter",
+                         "quit_keep",
                          "stop_all_quit", "help", "focus_models"}
         if typing and action in single_letter:
             return False  # the key is text in an input (the footer hides it)
@@ -546,6 +547,12 @@ class LlmdeckApp(App):
             if not model.repo_id or model.model_path:
                 return False
             return None if name in self.downloads else True
+        if action == "delete_files":
+            if not model.repo_id or model.model_path or model.engine == "external":
+                return False
+            if name in self.downloads or (state in RUNNING and state != "stopped"):
+                return None  # greyed: a download or its server uses the files
+            return True
         if model.engine == "external":
             return False
         running = state in RUNNING and state != "stopping"
@@ -580,9 +587,33 @@ class LlmdeckApp(App):
         self.push_screen(ConfirmScreen(f"Kill {name}{pid} now with SIGKILL?\nRequests in flight are lost.",
                                        yes="Kill"), done)
 
+    def action_delete_files(self) -> None:
+        from tui.ui.backend import one_line
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        name = self.selected
+        if name is None or not self.action_allowed("delete_files"):
+            return
+        try:
+            files, size = self.backend.deletable(name)
+        except Exception as exc:  # noqa: BLE001 — one line in a notification
+            self.notify(f"delete {name}: {one_line(exc)}", severity="error")
+            return
+        if not files:
+            self.notify(f"{name}: nothing downloaded to delete")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._verb("delete_files", name)
+
+        self.push_screen(ConfirmScreen(f"Delete {len(files)} file(s) of {name}, {size / 1e9:.3g} GB, in\n"
+                                       f"{files[0].parent}?\nThey would have to be downloaded again.",
+                                       yes="Delete"), done)
+
     def _verb(self, verb: str, name: str | None = None) -> None:
         name = name or self.selected
-        if name is None or (verb != "kill" and not self.action_allowed(verb)):
+        if name is None or (verb not in ("kill", "delete_files") and not self.action_allowed(verb)):
             return
         self.pending[name] = verb
         self._refresh_row(name)
@@ -609,6 +640,10 @@ class LlmdeckApp(App):
             old = self.states.get(message.name)
             self.states[message.name] = message.state
             self._transition(old, message.state, first=False)
+        if message.verb == "delete_files":
+            if not message.error:
+                self.notify(f"{message.name}: downloaded files deleted")
+            self._load_files()
         self._refresh_row(message.name)
         self.refresh_bindings()
         self.poll_now()

@@ -126,6 +126,15 @@ class Backend:
         """SIGKILL at once: a stop with no grace period."""
         return supervisor.stop(self.registry, name, grace=0)
 
+    def deletable(self, name: str) -> tuple[list, int]:
+        """The default quant's downloaded files and their bytes (nothing is removed)."""
+        return supervisor.delete_files(self.registry, name, dry_run=True)
+
+    def delete_files(self, name: str) -> supervisor.ModelState:
+        """Delete the default quant's downloaded files (refused while its server runs)."""
+        supervisor.delete_files(self.registry, name)
+        return supervisor.state_of(self.registry, name, probe=False)
+
     def restart(self, name: str) -> supervisor.ModelState:
         return supervisor.restart(self.registry, name)
 

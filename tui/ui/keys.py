@@ -100,6 +100,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("kill", "K", "kill", "Kill the server now (SIGKILL; asks first)", "models",
            show=False, label="kill"),
     Action("download", "d", "download", "Download the model's default quant", "models", label="download"),
+    Action("delete_files", "D", "delete_files", "Delete the default quant's downloaded files (asks first)",
+           "models", show=False, label="delete"),
     # the models list
     Action("list_down", "j,down", "cursor_down", "Next model", "list", show=False, palette=False),
     Action("list_up", "k,up", "cursor_up", "Previous model", "list", show=False, palette=False),
