@@ -228,19 +228,27 @@ class HubServer:
 
     def __init__(self, root: Path, *, page_size: int = 1000):
         self.root = Path(root)
-        self.page_size = page_size
+        self._default_page_size = page_size
         self.token: str | None = None
-        self.throttle_bps: float | None = None
-        self.cut_after: int | None = None
-        self.cuts_left = 0
-        self.corrupt: set[str] = set()
-        self.ignore_range = False
         self.log: list[Req] = []
+        self.reset()
         self._lock = threading.Lock()
         self._hash_cache: dict[tuple[str, int, int], tuple[str, str]] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+
+    def reset(self) -> "HubServer":
+        """Every switch back to normal (no throttle, cut, corruption; Range honoured) and the
+        request log emptied: what each test starts from when the server is shared."""
+        self.page_size = self._default_page_size
+        self.throttle_bps: float | None = None
+        self.cut_after: int | None = None
+        self.cuts_left = 0
+        self.corrupt: set[str] = set()
+        self.ignore_range = False
+        self.log.clear()
+        return self
 
     # -- lifecycle
     def start(self) -> "HubServer":

@@ -40,13 +40,7 @@ def hub(tmp_path_factory, smollm_gguf):
 
 @pytest.fixture
 def srv(hub):
-    hub.throttle_bps = None
-    hub.cut_after, hub.cuts_left = None, 0
-    hub.corrupt = set()
-    hub.ignore_range = False
-    hub.page_size = 1000
-    hub.log.clear()
-    return hub
+    return hub.reset()
 
 
 @pytest.fixture

@@ -34,11 +34,7 @@ def hub(tmp_path_factory):
 
 @pytest.fixture
 def srv(hub):
-    hub.throttle_bps = None
-    hub.cut_after, hub.cuts_left = None, 0
-    hub.corrupt = set()
-    hub.log.clear()
-    return hub
+    return hub.reset()
 
 
 @pytest.fixture

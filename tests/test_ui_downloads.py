@@ -29,7 +29,7 @@ def hub(tmp_path_factory):
 
 @pytest.fixture
 def reg(tmp_path, monkeypatch, hub):
-    hub.throttle_bps = None
+    hub.reset()
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
