@@ -278,8 +278,7 @@ def cmd_logs(args) -> int:
 
 
 def cmd_health(args) -> int:
-    from tui.core import health
-    from tui.core.engines.external import spec_for
+    from tui.core import health, supervisor
 
     reg = _registry_for(args, *([args.model] if args.model else []))
     if reg is None:
@@ -289,10 +288,7 @@ def cmd_health(args) -> int:
     worst = EXIT_OK
     for n in names:
         m = reg.models[n]
-        from tui.core import runfiles
-
-        rec = runfiles.read_pid(reg.pid_file(n))
-        url = (rec.health_url if rec and rec.health_url else spec_for(reg, m).health_url)
+        url = supervisor.endpoints(reg, n).health_url
         t0 = time.perf_counter()
         p = health.health(url, api_key=m.api_key(), timeout=2.0)
         ms = (time.perf_counter() - t0) * 1000
@@ -309,19 +305,14 @@ def cmd_health(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from tui.core import health, runfiles
-    from tui.core.engines.external import spec_for
+    from tui.core import health, supervisor
     from tui.core.telemetry.metrics import parse_prometheus
 
     reg = _registry_for(args, args.model)
     if reg is None:
         return EXIT_USAGE
     m = reg.models[args.model]
-    rec = runfiles.read_pid(reg.pid_file(args.model))
-    spec = spec_for(reg, m)
-    url = spec.metrics_url
-    if rec and rec.base_url:
-        url = rec.base_url.rsplit("/v1", 1)[0] + "/metrics"
+    url = supervisor.endpoints(reg, args.model).metrics_url
     p = health.get(url, api_key=m.api_key(), timeout=5.0)
     if p.status is None:
         error(f"{args.model}: cannot reach {url}: {p.error} (is it running? 'llmdeck status')")

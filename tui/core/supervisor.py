@@ -40,6 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -242,6 +243,20 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
 
 def _last_watcher(rd: runfiles.RunDir) -> int | None:
     return (runfiles.read_json(rd.state) or {}).get("watcher_pid")
+
+
+def endpoints(registry: Registry, name: str) -> LaunchSpec:
+    """Where a model's server is reached: the URL its pid file recorded while it runs (it may
+    run on another port than ``default_port``), else where models.json says it would be.
+    No network probe. ``argv`` is empty: this is for talking to it, not starting it."""
+    model = registry.get(name)
+    if model.engine != "external":
+        st = state_of(registry, name, probe=False)
+        if st.state in RUNNING_STATES and st.url:
+            origin = st.url.rstrip("/").removesuffix("/v1")
+            return LaunchSpec(model=name, engine=model.engine, argv=[], port=urlsplit(st.url).port, base_url=st.url,
+                              health_url=origin + "/health", metrics_url=origin + "/metrics")
+    return engines.external.spec_for(registry, model)
 
 
 def status(registry: Registry, *, probe: bool = True) -> list[ModelState]:

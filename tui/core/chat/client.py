@@ -77,12 +77,11 @@ class ChatTarget:
 
     @classmethod
     def from_registry(cls, registry: "Registry", model: "Model | str", url: str | None = None) -> "ChatTarget":
-        from tui.core.engines.external import spec_for
         from tui.core.engines.llama_server import SAMPLING_KEYS
 
         if isinstance(model, str):
             model = registry.get(model)
-        base = url or running_url(registry, model) or spec_for(registry, model).base_url
+        base = url or endpoints_url(registry, model)
         defaults: dict[str, Any] = {}
         for k in SAMPLING_KEYS:
             if k in model.params and model.params[k] is not None:
@@ -116,19 +115,12 @@ def server_parses_reasoning(model: "Model") -> bool | None:
     return None
 
 
-def running_url(registry: "Registry", model: "Model") -> str | None:
-    """The URL of the server the supervisor runs for ``model`` (it may use another port than
-    ``default_port``), or None when it knows of none."""
-    try:
-        from tui.core import supervisor
+def endpoints_url(registry: "Registry", model: "Model") -> str:
+    """The OpenAI base URL of ``model``'s server: the one the supervisor recorded while it runs
+    (it may use another port than ``default_port``), else the registry's."""
+    from tui.core import supervisor
 
-        st = supervisor.state_of(registry, model.name, probe=False)  # the pid record's URL, no probe
-    except Exception:  # no supervisor yet, or it cannot tell: fall back to the registry
-        return None
-    url = getattr(st, "url", None)
-    if url and getattr(st, "state", None) in RUNNING_STATES:
-        return str(url).rstrip("/")
-    return None
+    return supervisor.endpoints(registry, model.name).base_url.rstrip("/")
 
 
 @dataclass
