@@ -172,8 +172,9 @@ class LlamaServer(Engine):
     def launch(self, registry: "Registry", model: "Model", *, quant: str | None = None,
                port: int | None = None, binary: str | None = None,
                cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
-        """Build the launch. With ``dry_run``, missing files or binary become warnings in
-        ``LaunchSpec.warnings`` and the command shows where they are expected."""
+        """Build the launch. Each problem that would stop a start (files, binary, template,
+        API key) raises :class:`LaunchError`; with ``dry_run`` it becomes a line in
+        ``LaunchSpec.warnings`` instead and the command shows where the thing is expected."""
         from tui.core.modelfiles import local_files, quant_dir
 
         if quant is not None and quant not in model.quants and not model.model_path:
@@ -184,64 +185,54 @@ class LlamaServer(Engine):
         port = port or model.default_port
         if port is None:
             raise LaunchError(f"model '{model.name}' has no default_port in {registry.path}: add one or pass --port")
+        warnings: list[str] = []
+
+        def problem(msg: str) -> None:
+            if not dry_run:
+                raise LaunchError(msg)
+            warnings.append(msg)
+
         lf = local_files(registry, model, quant)
         qname = quant or model.default_quant
-        warnings: list[str] = []
-        if dry_run:
-            try:
-                return self._finish(registry, model, lf, qname, port, binary, cpp_dir, warnings, dry_run)
-            except LaunchError as exc:
-                warnings.append(str(exc))
-                return self._finish(registry, model, lf, qname, port, binary, cpp_dir, warnings, dry_run)
-        return self._finish(registry, model, lf, qname, port, binary, cpp_dir, warnings, dry_run)
-
-    def _finish(self, registry, model, lf, qname, port, binary, cpp_dir, warnings, lenient):
-        from tui.core.modelfiles import quant_dir
-
         first = lf.first
-        if lenient and warnings:
-            if first is None:
-                q = model.quant(qname)
-                if model.model_path:
-                    first = registry.resolve(model.model_path)
-                elif qname:
-                    first = quant_dir(registry, model, qname) / ((q.pattern or "*.gguf").rsplit("/", 1)[-1] if q else "*.gguf")
-            try:
-                exe = find_binary(registry, binary, cpp_dir)
-            except LaunchError:
-                exe = Path("llama-server")
-            return self._spec(registry, model, first, exe, port, lf, warnings, lenient)
         if lf.missing and lf.status == "missing" and model.model_path:
-            raise LaunchError(f"model '{model.name}': model_path {lf.where} does not exist")
-        if lf.missing:
-            raise LaunchError(f"model '{model.name}' ({qname or model.model_path}): missing shard(s) "
-                              f"{', '.join(lf.missing)} in {lf.where}; run 'llmdeck download {model.name}'")
-        if lf.first is None:
-            if lf.status == "partial":
-                raise LaunchError(f"model '{model.name}' quant {qname}: download incomplete in {lf.where}; "
-                                  f"run 'llmdeck download {model.name}' to resume")
-            raise LaunchError(f"model '{model.name}' quant {qname}: no model files in {lf.where}; "
-                              f"run 'llmdeck download {model.name}' or set model_path")
-        exe = find_binary(registry, binary, cpp_dir)
-        return self._spec(registry, model, lf.first, exe, port, lf, warnings, lenient)
-
-    def _spec(self, registry, model, first, exe, port, lf, warnings, lenient) -> LaunchSpec:
+            problem(f"model '{model.name}': model_path {lf.where} does not exist")
+        elif lf.missing:
+            problem(f"model '{model.name}' ({qname or model.model_path}): missing shard(s) "
+                    f"{', '.join(lf.missing)} in {lf.where}; run 'llmdeck download {model.name}'")
+        elif first is None and lf.status == "partial":
+            problem(f"model '{model.name}' quant {qname}: download incomplete in {lf.where}; "
+                    f"run 'llmdeck download {model.name}' to resume")
+        elif first is None:
+            problem(f"model '{model.name}' quant {qname}: no model files in {lf.where}; "
+                    f"run 'llmdeck download {model.name}' or set model_path")
+        if first is None:  # dry run: where the files are expected
+            q = model.quant(qname)
+            if model.model_path:
+                first = registry.resolve(model.model_path)
+            elif qname:
+                first = quant_dir(registry, model, qname) / ((q.pattern or "*.gguf").rsplit("/", 1)[-1]
+                                                             if q else "*.gguf")
+        try:
+            exe = find_binary(registry, binary, cpp_dir)
+        except LaunchError as exc:
+            problem(str(exc))
+            exe = Path("llama-server")
         host = model.host
         argv = [str(exe), "--model", str(first), "--alias", model.served_name,
                 "--host", host, "--port", str(port), "--metrics"]
         if model.chat_template_file:
             t = registry.resolve(model.chat_template_file)
-            if not t.is_file() and not lenient:
-                raise LaunchError(f"model '{model.name}': chat_template_file {t} does not exist")
+            if not t.is_file():
+                problem(f"model '{model.name}': chat_template_file {t} does not exist")
             argv += ["--chat-template-file", str(t)]
         argv += self.params_argv(model, registry)
         secrets: dict[Path, str] = {}
         if model.api_key_env:
             key = model.api_key()
-            if not key and lenient:
+            if not key:
+                problem(f"model '{model.name}': api_key_env names ${model.api_key_env}, which is not set")
                 key = "<from $" + model.api_key_env + ">"
-            elif not key:
-                raise LaunchError(f"model '{model.name}': api_key_env names ${model.api_key_env}, which is not set")
             kf = registry.run_dir / f"{model.name}.key"
             secrets[kf] = key + "\n"
             argv += ["--api-key-file", str(kf)]
