@@ -181,17 +181,12 @@ def cmd_restart(args) -> int:
 
 
 def _usage_by_pid(states) -> dict:
-    """VRAM and RSS per running server, from telemetry when available."""
-    pids = [s.pid for s in states if s.pid]
-    if not pids:
-        return {}
+    """VRAM and RSS per running server (empty when none runs: NVML is then not touched)."""
+    from tui.core.telemetry import per_model_usage
+
     try:
-        from tui.core.telemetry import per_model_usage  # provided by the telemetry module
-    except ImportError:
-        return {}
-    try:
-        return per_model_usage(pids)
-    except Exception:
+        return per_model_usage([s.pid for s in states if s.pid])
+    except Exception:  # the columns show n/a; status itself must still print
         return {}
 
 
