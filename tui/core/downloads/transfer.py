@@ -273,8 +273,10 @@ class Download:
                 s.shutdown(socket.SHUT_RDWR)
 
     def _watch_cancel(self, finished: threading.Event) -> None:
-        while not finished.is_set():
-            if self.cancel.wait(0.1):
+        # waits on `finished`, so joining this thread at the end costs nothing (waiting on
+        # `cancel` instead added up to 0.1 s to every run); checks `cancel` every 0.05 s
+        while not finished.wait(0.05):
+            if self.cancel.is_set():
                 self._shutdown_all()
                 return
 
