@@ -114,7 +114,9 @@ def test_status_and_gpus_attribute_a_real_server(deck, gpus, capsys, smollm_gguf
 
     assert main(["--registry", str(deck.path), "status", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["tiny"]["vram_bytes"] == 1104 * MiB
+    assert rows["tiny"]["vram_bytes"] == 1104 * MiB and rows["tiny"]["vram_by_gpu"] == {"0": 1104 * MiB}
+    assert main(["--registry", str(deck.path), "status"]) == 0
+    assert "GPU" not in capsys.readouterr().out.splitlines()[0]  # one GPU: no GPU column
     assert rows["tiny"]["rss_bytes"] > 0.8 * smollm_gguf.stat().st_size
     assert rows["idle"]["vram_bytes"] is None and rows["idle"]["rss_bytes"] is None
 
@@ -125,3 +127,17 @@ def test_status_and_gpus_attribute_a_real_server(deck, gpus, capsys, smollm_gguf
     assert main(["--registry", str(deck.path), "gpus"]) == 0
     row = [ln for ln in capsys.readouterr().out.splitlines() if str(st.pid) in ln][0]
     assert row.split() == ["0", str(st.pid), "1.1", "GiB", "tiny", "llama-server"]
+
+    # the same server split over two GPUs (tensor split): per-GPU bytes, and a GPU column
+    gpus.gpus.append(FakeGpu(used=300 * MiB, processes=[(st.pid, 200 * MiB)]))
+    nvml.set_default_source(nvml.NvmlSource(gpus))
+    assert main(["--registry", str(deck.path), "status", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tiny"]["vram_bytes"] == 1304 * MiB
+    assert rows["tiny"]["vram_by_gpu"] == {"0": 1104 * MiB, "1": 200 * MiB}
+    assert rows["idle"]["vram_by_gpu"] == {}
+    assert main(["--registry", str(deck.path), "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines[0].split()
+    row = [ln for ln in lines if ln.startswith("tiny")][0].split()
+    assert head[7] == "GPU" and "0,1" in row

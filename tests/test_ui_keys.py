@@ -186,6 +186,7 @@ async def test_pane_keys(tmp_path, monkeypatch):
         await wait_until(pilot, lambda: app.tabs.active == "gauges")
         text = app.gauges_view.render_snapshot().plain
         assert "GPU0 NVIDIA H100 80GB HBM3" in text and "GPU1" in text and "CPU" in text and "RAM" in text
+        assert "GPU0 36.0 GiB · GPU1 35.0 GiB" in text  # glm-5 split over both GPUs
         await pilot.press("m", "2")
         await wait_until(pilot, lambda: app.tabs.active == "chat")
         await pilot.press("escape", "1")

@@ -126,9 +126,9 @@ def snapshots(n: int = 30) -> list[Snapshot]:
                              swap_used=0, swap_total=0, cpu_percent=12.0 + i % 4, cpu_count=64)
         models = (
             ModelSample("glm-5", 4242, Usage(4242, (4242,), rss_bytes=int(12.5 * GIB), cpu_percent=101.0,
-                                             vram_bytes=71 * GIB), ServerStats(metrics="ok", tokens_per_s=38.5 + i % 3)),
+                                             vram_bytes=71 * GIB, vram_by_gpu=((0, 36 * GIB), (1, 35 * GIB))), ServerStats(metrics="ok", tokens_per_s=38.5 + i % 3)),
             ModelSample("qwen3.5", 5151, Usage(5151, (5151,), rss_bytes=int(3.2 * GIB), cpu_percent=4.0,
-                                               vram_bytes=30 * GIB), ServerStats(metrics="ok", tokens_per_s=None)),
+                                               vram_bytes=30 * GIB, vram_by_gpu=((1, 30 * GIB),)), ServerStats(metrics="ok", tokens_per_s=None)),
         )
         out.append(Snapshot(i + 1, 1_700_000_000.0 + i, gpu, sysinfo, models))
     return out

@@ -207,10 +207,14 @@ def cmd_status(args) -> int:
             d = st.to_json()
             u = usage.get(st.pid) if st.pid else None
             d["vram_bytes"] = getattr(u, "vram_bytes", None) if u else None
+            # GPU index (as a string: JSON keys) -> bytes; a model split over GPUs has several
+            d["vram_by_gpu"] = {str(i): b for i, b in getattr(u, "vram_by_gpu", ())} if u else {}
             d["rss_bytes"] = getattr(u, "rss_bytes", None) if u else None
             out.append(d)
         print_json(out)
         return EXIT_OK
+    # a GPU column only where the machine evidently has several GPUs (a model on GPU 1, or on two)
+    multi = any(len(u.vram_by_gpu) > 1 or any(g for g, _ in u.vram_by_gpu) for u in usage.values())
     rows, styles = [], {}
     for i, st in enumerate(states):
         note = ""
@@ -223,12 +227,18 @@ def cmd_status(args) -> int:
         elif st.last_error:
             note = st.last_error
         u = usage.get(st.pid) if st.pid else None
-        rows.append([st.name, st.state, st.pid or "", st.port or "", st.url or "",
-                     human_duration(st.uptime_s) if st.pid else "",
-                     human_bytes(getattr(u, "vram_bytes", None)) if u else "",
-                     human_bytes(getattr(u, "rss_bytes", None)) if u else "", note])
+        row = [st.name, st.state, st.pid or "", st.port or "", st.url or "",
+               human_duration(st.uptime_s) if st.pid else "",
+               human_bytes(getattr(u, "vram_bytes", None)) if u else "",
+               human_bytes(getattr(u, "rss_bytes", None)) if u else "", note]
+        if multi:
+            row.insert(7, ",".join(str(g) for g, _ in getattr(u, "vram_by_gpu", ())) if u else "")
+        rows.append(row)
         styles[i] = STATE_STYLE.get(st.state)
-    table(["MODEL", "STATE", "PID", "PORT", "URL", "UPTIME", "VRAM", "RSS", "NOTE"], rows, styles)
+    head = ["MODEL", "STATE", "PID", "PORT", "URL", "UPTIME", "VRAM", "RSS", "NOTE"]
+    if multi:
+        head.insert(7, "GPU")
+    table(head, rows, styles)
     return EXIT_OK
 
 

@@ -116,6 +116,9 @@ class GaugesView(Static):
                     out.append("  " + sparkline(self._series(("model", m.name, "tokens_per_s")), min(sw, 30)),
                                style="cyan")
                 out.append("\n")
+                if u and len(snap.gpu.gpus) > 1 and u.vram_by_gpu:  # which GPUs hold this model
+                    out.append("  " + " · ".join(f"GPU{g} {human_bytes(b)}" for g, b in u.vram_by_gpu) + "\n",
+                               style="dim")
         for note in snap.notes:
             out.append(f"{note}\n", style="dim")
         out.rstrip()
