@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -378,7 +377,7 @@ def sampler_checks(a, reg: Path, gpu: bool) -> None:
             f"{mib(u.rss_bytes, 0)} MiB, CPU {u.cpu_percent} %, tokens/s "
             f"{st.tokens_per_s and round(st.tokens_per_s, 1)}, busy slots {st.busy_slots}/{st.total_slots}, "
             f"metrics {st.metrics}, slots {st.slots}")
-    say(f"  sample cost (CPU ms): " + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in s.cost))
+    say("  sample cost (CPU ms): " + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in s.cost))
     tps = [x.model("gpu-a").server.tokens_per_s for x in snaps[2:] if x.model("gpu-a")]
     check("live tokens/s while generating", any(v and v > 0 for v in tps), f"{[round(v or 0) for v in tps]}")
     rss = [x.model("gpu-b").usage.rss_bytes for x in snaps if x.model("gpu-b")]

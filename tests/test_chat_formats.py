@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chatstreams import STREAMS, WEATHER, comparable
+from chatstreams import STREAMS, comparable
 from streamserver import Reply, StreamServer, split_every
 from tui.core.chat.client import ChatClient
 from tui.core.chat.deltas import DeltaAssembler

@@ -186,12 +186,13 @@ async def test_32_concurrent_streams(two_servers):
             ev = _events(raw)
             chunks = [json.loads(e) for e in ev if e != "[DONE]"]
             text = "".join(ch["choices"][0]["delta"].get("content") or "" for ch in chunks if ch["choices"])
-            return ev[-1], resp.status_code, chunks[0]["model"] if chunks else ""
+            return ev[-1], resp.status_code, chunks[0]["model"] if chunks else "", text
 
         before = _predicted(a), _predicted(b)
         results = await asyncio.gather(*(one(i) for i in range(32)))
-    assert all(status == 200 and last == "[DONE]" for last, status, _ in results), results
-    assert {m for _, _, m in results} == {"smol-a", "smol-b"}
+    assert all(status == 200 and last == "[DONE]" for last, status, _, _ in results), results
+    assert all(text for *_, text in results), "a stream carried no content"
+    assert {m for _, _, m, _ in results} == {"smol-a", "smol-b"}
     assert _predicted(a) > before[0] and _predicted(b) > before[1]  # both servers did work
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tui.core.chat.events import Content, Error, Reasoning, ToolCall, ToolCallArgs, ToolCallStarted, Usage
+from tui.core.chat.events import Error, Reasoning, ToolCall, ToolCallArgs, ToolCallStarted, Usage
 from tui.core.chat.rawtags import RawTagParser
 
 
