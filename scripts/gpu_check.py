@@ -128,8 +128,22 @@ def smi(*query: str) -> list[list[str]]:
     return [[c.strip() for c in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
 
 
+def smi_apps_by_gpu() -> dict[tuple[int, int], int]:
+    """(GPU index, pid) -> MiB; a process on several GPUs (a split model) has a row per GPU."""
+    index = {uuid: int(i) for i, uuid in smi("--query-gpu=index,uuid")}
+    out: dict[tuple[int, int], int] = {}
+    for uuid, pid, used in smi("--query-compute-apps=gpu_uuid,pid,used_memory"):
+        key = (index[uuid], int(pid))
+        out[key] = out.get(key, 0) + int(used)
+    return out
+
+
 def smi_apps() -> dict[int, int]:
-    return {int(pid): int(mib) for pid, mib in smi("--query-compute-apps=pid,used_memory")}
+    """pid -> MiB summed over every GPU."""
+    out: dict[int, int] = {}
+    for (_, pid), used in smi_apps_by_gpu().items():
+        out[pid] = out.get(pid, 0) + used
+    return out
 
 
 GPU_FIELDS = "index,name,uuid,memory.used,memory.total,utilization.gpu,temperature.gpu,power.draw,power.limit"
@@ -203,9 +217,11 @@ def main() -> int:
 
     say("== llmdeck GPU check ==")
     gpu = shutil.which("nvidia-smi") is not None
+    n_gpus = 0
     if gpu:
         for line in subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines():
             say(line)
+            n_gpus += line.startswith("GPU ")
     t = time.monotonic()
     gguf_path = a.work / ("random-llama-tiny.gguf" if a.tiny else "random-llama-1b.gguf")
     info = write_model(a.src, gguf_path, a.tiny)
@@ -216,10 +232,15 @@ def main() -> int:
     models = {name: {"model_path": str(gguf_path), "alias": name, "default_port": free_port(),
                      "params": {"n_gpu_layers": a.ngl, "ctx_size": 4096, "parallel": 2, "threads": 4}}
               for name in ("gpu-a", "gpu-b")}
+    if n_gpus >= 2:
+        # several GPUs: gpu-a is split over all of them (llama-server's default layer split),
+        # gpu-b is pinned to the last one, so the per-GPU attribution of both is checked
+        models["gpu-b"]["env"] = {"CUDA_VISIBLE_DEVICES": str(n_gpus - 1)}
+        say(f"{n_gpus} GPUs: gpu-a split over all of them, gpu-b on GPU {n_gpus - 1} only")
     reg.write_text(json.dumps({"settings": {"llama_server": str(a.binary), "stop_grace_s": 10},
                                "models": models}, indent=2))
     try:
-        return run_checks(a, reg, gpu)
+        return run_checks(a, reg, gpu, n_gpus)
     except Exception as exc:  # report what broke, keep the report and logs
         import traceback
 
@@ -249,7 +270,7 @@ def step(fn, *args) -> None:
             say("  " + line)
 
 
-def run_checks(a, reg: Path, gpu: bool) -> int:
+def run_checks(a, reg: Path, gpu: bool, n_gpus: int = 0) -> int:
     t = time.monotonic()
     r = llmdeck(reg, "start", "gpu-a", "--wait", "--timeout", "180")
     say(f"llmdeck start gpu-a --wait: rc {r.returncode} in {time.monotonic() - t:.1f} s; "
@@ -277,6 +298,8 @@ def run_checks(a, reg: Path, gpu: bool) -> int:
     say(f"llmdeck status (1 running model, VRAM+RSS, interpreter start included): "
         f"min {1e3 * min(walls):.0f} ms, median {1e3 * sorted(walls)[2]:.0f} ms")
     step(sampler_checks, a, reg, gpu)
+    if n_gpus >= 2:
+        step(multi_gpu_checks, reg, n_gpus)
     if not a.no_bench:
         say("")
         say(f"== benchmarks/bench_sampler.py (2 running models{' on the GPU' if gpu else ''}) ==")
@@ -394,6 +417,42 @@ def sampler_checks(a, reg: Path, gpu: bool) -> None:
             d = abs(m.usage.vram_bytes / MiB - apps[m.pid])
             check(f"sampler VRAM of {m.name} = nvidia-smi (±1 %)", d <= 0.01 * apps[m.pid],
                   f"{m.usage.vram_bytes / MiB:.1f} / {apps[m.pid]} MiB")
+
+
+def multi_gpu_checks(reg: Path, n_gpus: int) -> None:
+    """With both models running: per-GPU VRAM of each (status --json vram_by_gpu, llmdeck gpus)
+    against nvidia-smi's per-GPU compute apps; the GPU column of the status table."""
+    r = llmdeck(reg, "status", "--json")
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    per_gpu = smi_apps_by_gpu()
+    say(f"nvidia-smi compute apps per (GPU, pid): {per_gpu}")
+    for name in ("gpu-a", "gpu-b"):
+        row = rows[name]
+        ours = {int(k): v for k, v in (row.get("vram_by_gpu") or {}).items()}
+        theirs = {g: used for (g, pid), used in per_gpu.items() if pid == row["pid"]}
+        ok = bool(ours) and set(ours) == set(theirs) and all(
+            abs(ours[g] / MiB - theirs[g]) <= max(2.0, 0.01 * theirs[g]) for g in theirs)
+        check(f"{name} VRAM per GPU = nvidia-smi per GPU (±1 %)", ok,
+              f"llmdeck {({g: mib(v) for g, v in sorted(ours.items())})} MiB / nvidia-smi {theirs} MiB")
+    a_gpus = {int(k) for k in rows["gpu-a"].get("vram_by_gpu") or {}}
+    check(f"gpu-a split over all {n_gpus} GPUs", a_gpus == set(range(n_gpus)), f"on GPUs {sorted(a_gpus)}")
+    b_gpus = {int(k) for k in rows["gpu-b"].get("vram_by_gpu") or {}}
+    check(f"gpu-b only on GPU {n_gpus - 1} (CUDA_VISIBLE_DEVICES={n_gpus - 1})", b_gpus == {n_gpus - 1},
+          f"on GPUs {sorted(b_gpus)}")
+    r = llmdeck(reg, "gpus", "--json")
+    owners = {(g["index"], p["pid"]): p["model"] for g in json.loads(r.stdout)["gpus"] for p in g["processes"] or []}
+    want = {k: name for name in ("gpu-a", "gpu-b") for k in per_gpu if k[1] == rows[name]["pid"]}
+    check("llmdeck gpus names the model on every GPU it uses", all(owners.get(k) == v for k, v in want.items()),
+          f"llmdeck {owners} / expected {want}")
+    r = llmdeck(reg, "status")
+    lines = r.stdout.splitlines()
+    head = lines[0].split() if lines else []
+    a_line = next((ln for ln in lines if ln.startswith("gpu-a")), "")
+    want_gpus = ",".join(str(g) for g in range(n_gpus))
+    check("status table has a GPU column", "GPU" in head and want_gpus in a_line.split(),
+          f"{lines[0] if lines else ''!r} / {a_line!r}")
+    for ln in lines:
+        say("  " + ln)
 
 
 if __name__ == "__main__":
