@@ -166,6 +166,29 @@ def test_cut_connection_is_resumed_with_range_and_sha256_matches(reg, srv):
     assert len(retry) == 2 and "retrying in" in retry[0].message
 
 
+def test_disk_writeback_is_started_in_chunks_as_bytes_arrive(reg, srv, monkeypatch):
+    """Each WRITEBACK bytes written, the kernel is asked to write that range to disk (so the
+    fsync before the rename has little left); ranges are contiguous, also across a resume."""
+    from tui.core.downloads import transfer
+
+    assert transfer._start_writeback is not None  # Linux: sync_file_range exists
+    calls = []
+    real = transfer._start_writeback
+    monkeypatch.setattr(transfer, "WRITEBACK", 1 << 20)
+    monkeypatch.setattr(transfer, "_start_writeback", lambda fd, off, n: (calls.append((off, n)), real(fd, off, n)))
+    plan = plan_for(reg, "big", read_header=False)
+    f = plan.files[0]
+    srv.cut_after, srv.cuts_left = 3_000_000, 1
+    res = Download(plan, token="", backoff=0.05).run()
+    assert res.ok, res.failed
+    assert sha256(f.dest) == f.sha256
+    assert len(calls) >= f.size // (2 << 20) and all(n >= 1 << 20 for _, n in calls)
+    # contiguous from 0; after the cut the next range begins where the resumed .part ended
+    ends = [off + n for off, n in calls]
+    assert calls[0][0] == 0 and all(calls[i + 1][0] in (ends[i], 3_000_000) for i in range(len(calls) - 1))
+    assert any(off == 3_000_000 for off, _ in calls) and ends[-1] <= f.size
+
+
 def test_cancel_keeps_partial_and_next_run_resumes_with_range(reg, srv):
     plan = plan_for(reg, "big", read_header=False)
     f = plan.files[0]

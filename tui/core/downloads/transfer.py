@@ -52,6 +52,29 @@ RETRIES = 8
 BACKOFF_MAX = 30.0
 SPEED_WINDOW = 5.0  # seconds of history behind speed and ETA
 WORKERS = 2
+WRITEBACK = 32 << 20  # start the disk write of every 32 MiB as it completes (see _Writer)
+
+
+def _writeback_starter() -> Callable[[int, int, int], None] | None:
+    """``start(fd, offset, nbytes)``: begin writing a range to disk without waiting for it
+    (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``); None where the call does not exist."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, nbytes: int) -> None:
+        fn(fd, offset, nbytes, 2)  # SYNC_FILE_RANGE_WRITE; a failure only means fsync does it all
+
+    return start
+
+
+_start_writeback = _writeback_starter()
 
 
 @dataclass(frozen=True)
@@ -137,10 +160,15 @@ class _Writer:
     """The disk side of a transfer, in its own thread so the network read never waits for it:
     each buffer is written (straight to the ``O_APPEND`` fd) then hashed, then handed back to
     the reader. A thread per stage was measured no faster: sha256 is the slow stage either way.
+
+    Every :data:`WRITEBACK` bytes the kernel is asked to start writing that range to disk, so
+    the fsync before the rename finds little left to do (it was ~20 % of a 256 MiB transfer)
+    and a 200 GB shard never piles gigabytes of dirty pages up.
     """
 
     def __init__(self, fh, hasher: _Hasher, n_bufs: int = 16):
         self.fd, self.hasher = fh.fileno(), hasher
+        self.flushed = self.written = os.fstat(self.fd).st_size
         self.free: queue.Queue = queue.Queue()
         self.full: queue.Queue = queue.Queue()
         for _ in range(n_bufs):
@@ -162,6 +190,10 @@ class _Writer:
                     while mv:
                         mv = mv[os.write(self.fd, mv):]
                     update(memoryview(buf)[:n])
+                    self.written += n
+                    if _start_writeback and self.written - self.flushed >= WRITEBACK:
+                        _start_writeback(self.fd, self.flushed, self.written - self.flushed)
+                        self.flushed = self.written
                 except BaseException as exc:  # disk full, I/O error: raised by buffer()/close()
                     self.error = exc
             self.free.put(buf)
