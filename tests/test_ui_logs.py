@@ -150,3 +150,76 @@ async def test_width_of_wide_and_tabbed_lines_is_measured_in_cells(tmp_path, mon
         append(log, ["x" * 90, "日本語" * 40, "a\tb"])
         await wait_until(pilot, lambda: app.log_pane.log.lines[-1:] == ["a\tb"])
         assert app.log_pane.log.virtual_size.width == 240  # 120 wide characters, 2 cells each
+
+
+async def test_search_highlights_counts_and_walks_matches(tmp_path, monkeypatch):
+    """/ text: matches highlighted and counted; enter = newest match (pauses following);
+    n older, N newer, bell at the ends; smart case; esc clears; f resumes following."""
+    from tui.ui.widgets.log_pane import SearchInput
+
+    app, be = make_app(tmp_path, monkeypatch)
+    log = be.log_path("smollm2")
+    append(log, [f"line {i}" + (" slot error: x" if i in (20, 90, 150) else "") + (" Error" if i == 90 else "")
+                 for i in range(180)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app)
+        pane = app.log_pane
+        await wait_until(pilot, lambda: pane.log.lines[-1:] == ["line 179"])
+        idx = {n: pane.log.lines.index(next(x for x in pane.log.lines if x.startswith(f"line {n} "))) for n in (20, 90, 150)}
+        await pilot.press("slash")
+        assert isinstance(app.focused, SearchInput)
+        await pilot.press(*"error")
+        info = pane.query_one("#log-search-info")
+        await wait_until(pilot, lambda: "3 matching lines" in str(info.render()), what="count")
+        assert pane.matching_lines() == [idx[20], idx[90], idx[150]]
+        # every occurrence is highlighted in the rendered line (both on line 90: case-insensitive)
+        t = Text(pane.log.lines[idx[90]])
+        pane.log.highlighter.highlight(t)
+        assert [t.plain[s.start:s.end] for s in t.spans if s.style == pane.log.highlighter.MATCH] == ["error", "Error"]
+        assert not pane.paused
+        await pilot.press("enter")  # the newest match at or above the view
+        assert isinstance(app.focused, FollowLog) and pane.paused
+        assert pane.log.current_line == idx[150] and "match 3 of 3" in str(info.render())
+        await pilot.press("n")
+        assert pane.log.current_line == idx[90]
+        y = int(pane.log.scroll_y)
+        assert y <= idx[90] < y + pane.log.scrollable_content_region.height  # on screen
+        await pilot.press("n")
+        assert pane.log.current_line == idx[20] and "match 1 of 3" in str(info.render())
+        await pilot.press("n")  # no older match: stays
+        assert pane.log.current_line == idx[20]
+        await pilot.press("N", "N")
+        assert pane.log.current_line == idx[150]
+        # smart case: a capital makes it case-sensitive
+        await pilot.press("slash")
+        await pilot.press("ctrl+u", *"Error")
+        await wait_until(pilot, lambda: pane.matching_lines() == [idx[90]], what="smart case")
+        await pilot.press("enter")
+        assert pane.log.current_line == idx[90]
+        # esc in the log clears the search (and the marks); the row hides; f still follows
+        await pilot.press("escape")
+        assert pane.search is None and pane.log.highlighter.search is None and pane.log.current_line is None
+        assert not pane.query_one("#log-search-row").has_class("-shown") and app.focused is pane.log
+        await pilot.press("f")
+        assert not pane.paused
+        # esc in the search row clears it too; n with no search opens the search row
+        await pilot.press("n")
+        assert isinstance(app.focused, SearchInput)
+        await pilot.press(*"zzz")
+        await wait_until(pilot, lambda: "no match" in str(info.render()), what="no match")
+        await pilot.press("escape")
+        assert pane.search is None and app.focused is pane.log
+
+
+async def test_brackets_switch_the_log_to_the_previous_and_next_model(tmp_path, monkeypatch):
+    app, be = make_app(tmp_path, monkeypatch)
+    names = list(be.registry.models)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app, names[1])
+        await pilot.press("right_square_bracket")
+        await wait_until(pilot, lambda: app.log_pane.model == names[2], what="next model's log")
+        assert app.selected == names[2] and isinstance(app.focused, FollowLog)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await wait_until(pilot, lambda: app.log_pane.model == names[0], what="previous model's log")
+        await pilot.press("left_square_bracket")  # the first stays first
+        assert app.selected == names[0]

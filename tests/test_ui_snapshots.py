@@ -158,6 +158,22 @@ def test_logs_paused_with_badge(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
+def test_logs_search_with_current_match(snap_compare, tmp_path, monkeypatch):
+    app, be = app_for(tmp_path, monkeypatch)
+    log = tmp_path / "logs" / "glm-5.log"
+    with open(log, "a") as fh:
+        fh.write("".join(f"0.02.{i:03d}.000 I slot update_slots: id {i % 4} | task {i} | prompt done\n"
+                         for i in range(40)))
+
+    async def run_before(pilot):
+        await settled(pilot, app)
+        await wait_until(pilot, lambda: app.log_pane.lines_written >= 47)
+        await pilot.press("l", "slash", *"id 3", "enter", "n")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
 def test_download_in_progress(snap_compare, tmp_path, monkeypatch):
     from tui.ui.widgets.downloads import Job
 

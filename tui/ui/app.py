@@ -832,6 +832,12 @@ class LlmdeckApp(App):
     def action_focus_models(self) -> None:
         self.table.focus()
 
+    def step_model(self, step: int) -> None:
+        """Select the previous (-1) / next (+1) model of the list; the panes follow it."""
+        table = self.table
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + step)), animate=False)
+
     def action_filter(self) -> None:
         inp = self.filter_input
         inp.add_class("-shown")
@@ -851,6 +857,10 @@ class LlmdeckApp(App):
         self.table.focus()
 
     def action_back(self) -> None:
+        pane = self.log_pane
+        if pane is not None and pane.searching and self.focused is pane.log:
+            pane.close_search()  # esc in the log clears its search first
+            return
         inp = self.filter_input
         if inp.has_class("-shown") and (self.focused is inp or self.filter_text):
             inp.value = ""

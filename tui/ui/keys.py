@@ -63,7 +63,8 @@ class Action:
         if self.key_display:
             return self.key_display
         names = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter",
-                 "down": "↓", "up": "↑", "home": "home", "end": "end"}
+                 "down": "↓", "up": "↑", "home": "home", "end": "end",
+                 "left_square_bracket": "[", "right_square_bracket": "]"}
         return "/".join(names.get(k, k) for k in self.keys.split(","))
 
 
@@ -113,6 +114,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("log_top", "g,home", "top", "Top of the loaded lines", "logs", show=False, label="top"),
     Action("log_down", "j", "scroll_down", "Scroll down", "logs", show=False, palette=False),
     Action("log_up", "k", "scroll_up", "Scroll up (pauses following)", "logs", show=False, palette=False),
+    Action("log_search", "slash", "search", "Search the log (highlights every match; esc clears)", "logs",
+           key_display="/", label="search"),
+    Action("log_older", "n", "search_older", "Older match of the search (upwards)", "logs", show=False,
+           label="older match"),
+    Action("log_newer", "N", "search_newer", "Newer match of the search (downwards)", "logs", show=False,
+           label="newer match"),
+    Action("log_prev_model", "left_square_bracket", "prev_model", "Log of the previous model", "logs",
+           show=False, label="prev model"),
+    Action("log_next_model", "right_square_bracket", "next_model", "Log of the next model", "logs",
+           show=False, label="next model"),
     # chat
     Action("chat_send", "enter", "send", "Send the prompt (or the tool result)", "chat", show=False,
            binding=False, palette=False),

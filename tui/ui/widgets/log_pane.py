@@ -12,6 +12,13 @@ The feed holds at most ``max_lines`` lines; older waiting lines are dropped and 
 a marker line in the log says how many were skipped. Memory stays bounded either way.
 
 Errors and warnings are highlighted (``logfiles.ERROR_RE`` plus warning words).
+
+Search (``/``): every occurrence of the text is highlighted as it is typed and the bottom row
+counts the matching lines; ``enter`` jumps to the newest match (when paused: the newest at or
+above the view's last line, like ``less``'s ``?``), ``n`` goes to the next older match and ``N`` to the next newer one, the
+current match's line marked. Jumping pauses following, as scrolling up does. The search is
+smart-case (case-insensitive unless the text has a capital) and literal (no regex). ``esc``
+clears it. ``[`` / ``]`` switch to the previous / next model's log.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Log, Static
+from textual.widgets import Input, Log, Static
 from textual.worker import get_current_worker
 
 from tui.ui import keys
@@ -50,13 +58,28 @@ class LogHighlighter(Highlighter):
         (re.compile(r"(?:server is listening|model loaded|all slots are idle).*"), Style(color="green")),
     )
 
+    MATCH = Style(color="black", bgcolor="yellow", bold=True)
+
+    def __init__(self) -> None:
+        self.search: re.Pattern | None = None  # set by the pane's search
+
     def highlight(self, text: Text) -> None:
         plain = text.plain
         for rx, style in self.RULES:
             m = rx.search(plain)
             if m:
                 text.stylize(style, m.start(), m.end())
-                return
+                break
+        if self.search is not None:
+            for m in self.search.finditer(plain):
+                text.stylize(self.MATCH, m.start(), m.end())
+
+
+def search_pattern(query: str) -> re.Pattern | None:
+    """Literal, smart-case: case-insensitive unless the query has a capital letter."""
+    if not query:
+        return None
+    return re.compile(re.escape(query), 0 if any(c.isupper() for c in query) else re.IGNORECASE)
 
 
 class LogFeed:
@@ -98,6 +121,14 @@ class FollowLog(Log):
     """
 
     BINDINGS = keys.bindings("logs")
+    CURRENT = Style(bgcolor="grey30")
+
+    current_line: int | None = None  # the line of the current search match (marked)
+
+    def _render_line_strip(self, y: int, rich_style: Style):
+        if y == self.current_line:
+            rich_style = rich_style + self.CURRENT
+        return super()._render_line_strip(y, rich_style)
 
     def _update_size(self, updates: int, lines: list[str]) -> None:
         """The widest line of a batch, measured here rather than in a thread per batch.
@@ -178,6 +209,37 @@ class FollowLog(Log):
 
     action_scroll_end = action_follow
 
+    def action_search(self) -> None:
+        if self.parent_pane:
+            self.parent_pane.open_search()
+
+    def action_search_older(self) -> None:
+        if self.parent_pane:
+            self.parent_pane.jump(-1)
+
+    def action_search_newer(self) -> None:
+        if self.parent_pane:
+            self.parent_pane.jump(+1)
+
+    def action_prev_model(self) -> None:
+        self.app.step_model(-1)
+
+    def action_next_model(self) -> None:
+        self.app.step_model(+1)
+
+
+class SearchInput(Input):
+    """The log search's text; ``esc`` clears the search and returns to the log."""
+
+    BINDINGS = [Binding("escape", "close", "clear search")]
+
+    def action_close(self) -> None:
+        node = self.parent
+        while node is not None and not isinstance(node, LogPane):
+            node = node.parent
+        if node is not None:
+            node.close_search()
+
 
 class LogPane(Vertical):
     """Shows one model's log at a time; :meth:`follow_model` switches."""
@@ -191,6 +253,10 @@ class LogPane(Vertical):
     LogPane #log-badge { width: auto; height: 1; display: none; background: $warning 30%; color: $text; }
     LogPane #log-badge.-shown { display: block; }
     LogPane > FollowLog { height: 1fr; }
+    LogPane > #log-search-row { height: 1; display: none; }
+    LogPane > #log-search-row.-shown { display: block; }
+    LogPane #log-search { width: 1fr; height: 1; border: none; padding: 0 1; }
+    LogPane #log-search-info { width: auto; height: 1; color: $text-muted; padding: 0 1; }
     """
 
     def __init__(self, backend, *, max_lines: int = 10_000, poll_s: float = 0.1, idle_poll_s: float = 0.25,
@@ -205,6 +271,7 @@ class LogPane(Vertical):
         self.feed: LogFeed | None = None
         self.paused = False
         self.lines_written = 0
+        self.search: re.Pattern | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-top"):
@@ -214,6 +281,10 @@ class LogPane(Vertical):
         log.highlighter = LogHighlighter()
         log.can_focus = True
         yield log
+        with Horizontal(id="log-search-row"):
+            yield SearchInput(placeholder="search the log (enter: newest match, n/N older/newer, esc clears)",
+                              id="log-search")
+            yield Static("", id="log-search-info")
 
     @property
     def log(self) -> FollowLog:
@@ -225,8 +296,10 @@ class LogPane(Vertical):
         self.model = name
         self.paused = False
         self.lines_written = 0
+        self.log.current_line = None
         self.log.clear()
         self._badge()
+        self._search_info()
         if name is None:
             self.query_one("#log-head", Static).update("no model selected")
             self.workers.cancel_group(self, "logs")
@@ -278,6 +351,8 @@ class LogPane(Vertical):
         if lines:
             self.log.write_lines(lines, scroll_end=True)
             self.lines_written += len(lines)
+            if self.search is not None:
+                self._search_info()
 
     def pause(self) -> None:
         self.paused = True
@@ -285,6 +360,7 @@ class LogPane(Vertical):
 
     def resume(self) -> None:
         self.paused = False
+        self.log.current_line = None
         self._flush()
         self.log.scroll_end(animate=False, immediate=True, x_axis=False)
         self._badge()
@@ -297,3 +373,104 @@ class LogPane(Vertical):
             badge.add_class("-shown")
         else:
             badge.remove_class("-shown")
+
+    # -- search ------------------------------------------------------------------------------
+
+    def open_search(self) -> None:
+        self.query_one("#log-search-row").add_class("-shown")
+        self.query_one("#log-search", Input).focus()
+
+    def close_search(self) -> None:
+        """Clear the search (highlights and the current-match mark) and go back to the log."""
+        inp = self.query_one("#log-search", Input)
+        inp.value = ""
+        self._set_search("")
+        self.query_one("#log-search-row").remove_class("-shown")
+        self.log.focus()
+
+    @property
+    def searching(self) -> bool:
+        return self.search is not None
+
+    def _set_search(self, query: str) -> None:
+        self.search = search_pattern(query)
+        self.log.highlighter.search = self.search
+        self.log.current_line = None
+        self.log.refresh()
+        self._search_info()
+
+    def matching_lines(self) -> list[int]:
+        """Indexes (into ``log.lines``) of the lines that match the search."""
+        if self.search is None:
+            return []
+        rx = self.search.search
+        return [i for i, line in enumerate(self.log.lines) if rx(line)]
+
+    def _search_info(self) -> None:
+        info = self.query_one("#log-search-info", Static)
+        if self.search is None:
+            info.update("")
+            return
+        hits = self.matching_lines()
+        cur = self.log.current_line
+        if not hits:
+            info.update("no match in the loaded lines")
+        elif cur in hits:
+            info.update(f"match {hits.index(cur) + 1} of {len(hits)} · line {cur + 1}")
+        else:
+            info.update(f"{len(hits)} matching line{'s' if len(hits) != 1 else ''}")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "log-search":
+            event.stop()
+            self._set_search(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "log-search":
+            return
+        event.stop()
+        if self.search is None:
+            self.close_search()
+            return
+        self.log.focus()
+        self.jump(0)
+
+    def jump(self, direction: int) -> None:
+        """Go to a match: 0 the newest (when paused: at or above the view's last line), -1 the next older
+        than the current one, +1 the next newer. Pauses following; the line is centred."""
+        if self.search is None:
+            self.open_search()
+            return
+        hits = self.matching_lines()
+        if not hits:
+            self._search_info()
+            self.app.bell()
+            return
+        log = self.log
+        cur = log.current_line
+        if direction == 0 or cur is None:
+            if not self.paused:  # following: the newest match of all
+                target = hits[-1]
+            else:
+                bottom = int(log.scroll_y) + log.scrollable_content_region.height - 1
+                above = [i for i in hits if i <= bottom]
+                target = above[-1] if above else hits[-1]
+        elif direction < 0:
+            older = [i for i in hits if i < cur]
+            if not older:
+                self.app.bell()
+                return
+            target = older[-1]
+        else:
+            newer = [i for i in hits if i > cur]
+            if not newer:
+                self.app.bell()
+                return
+            target = newer[0]
+        if not self.paused:
+            self.pause()
+        log.current_line = target
+        log.scroll_to(y=max(0, target - log.scrollable_content_region.height // 2), animate=False,
+                      immediate=True)
+        log.refresh()
+        self._search_info()
