@@ -316,3 +316,93 @@ async def test_mouse_selects_rows_and_tabs_and_toggles_thoughts(tmp_path, monkey
         label_y = transcript._offsets[i] + block.margin - int(transcript.scroll_offset.y)
         await pilot.click(transcript, offset=(4, label_y))
         assert not block.collapsed and "answer briefly" in transcript.text()
+
+
+def test_keymap_problems_one_line_each():
+    good, problems = keys.keymap_problems({"start": "ctrl+s", "log_search": "ctrl+f,/", "stp": "y",
+                                           "stop": "r", "palette": "ctrl+k", "filter": "ctrl f", "help": ""})
+    assert good == {"start": "ctrl+s", "log_search": "ctrl+f,/"}
+    assert problems == [
+        "settings.keymap: unknown action 'stp' (did you mean 'stop'?)",
+        "settings.keymap.palette: 'ctrl+p' is handled by Textual or a widget itself and cannot be remapped",
+        "settings.keymap.filter: 'ctrl f' is not a key name (examples: x, X, ctrl+f, f5, slash, left_square_bracket)",
+        'settings.keymap.help: must be a key name or comma-separated names, e.g. "ctrl+f"',
+        "settings.keymap.stop: 'r' is already restart's key in the same place (selected model); pick another key",
+    ]
+    # a punctuation character is its Textual name when clashes are checked: '/' is log_search's 'slash'
+    assert keys.keymap_problems({"log_older": "/"})[1] == [
+        "settings.keymap.log_older: 'slash' is already log_search's key in the same place (logs pane); "
+        "pick another key"]
+    # moving a key away frees it: x to start and s to stop is fine
+    assert keys.keymap_problems({"start": "x", "stop": "s"}) == ({"start": "x", "stop": "s"}, [])
+    assert keys.keymap_problems(["stop"])[1] == [
+        'settings.keymap: must be an object of action id -> keys, e.g. {"stop": "X"}']
+
+
+def test_check_reports_keymap_problems(tmp_path, capsys):
+    import json
+
+    from tui.cli.main import main
+
+    F.write_registry(tmp_path)
+    path = tmp_path / "models.json"
+    raw = json.loads(path.read_text())
+    raw["settings"]["keymap"] = {"stp": "y"}
+    path.write_text(json.dumps(raw))
+    assert main(["--registry", str(path), "check"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"llmdeck: error: {path}: settings.keymap: unknown action 'stp' (did you mean 'stop'?)"]
+    raw["settings"]["keymap"] = {"stop": "ctrl+x"}
+    path.write_text(json.dumps(raw))
+    assert main(["--registry", str(path), "check"]) == 0
+
+
+async def test_user_keymap_remaps_keys_everywhere_and_reports_problems(tmp_path, monkeypatch):
+    """settings.keymap: the new keys work (app and pane bindings), the old ones do not, help and
+    the footer show them; a bad entry is one notification and is not applied."""
+    import json
+
+    from rich.console import Console
+
+    from tui.core import registry
+    from tui.ui.app import LlmdeckApp
+    from tui.ui.screens.help import help_table
+    from tui.ui.widgets.log_pane import SearchInput
+
+    F.write_registry(tmp_path)
+    path = tmp_path / "models.json"
+    raw = json.loads(path.read_text())
+    raw["settings"]["keymap"] = {"start": "ctrl+s", "log_search": "ctrl+f", "stp": "y", "stop": "r"}
+    path.write_text(json.dumps(raw))
+    monkeypatch.chdir(tmp_path)
+    reg = registry.load(path)
+    be = F.FakeBackend(reg)
+    be.ready_after_polls = 10**9
+    app = LlmdeckApp(reg, backend=be, status_interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        notes = [n.message for n in app._notifications]
+        assert "models.json: settings.keymap: unknown action 'stp' (did you mean 'stop'?)" in notes
+        assert any("settings.keymap.stop: 'r' is already restart's key" in n for n in notes)
+        assert app.user_keymap == {"start": "ctrl+s", "log_search": "ctrl+f"}
+        await pilot.press("G")  # smollm2, stopped
+        await wait_until(pilot, lambda: "smollm2" in app.states, what="first poll")
+        await pilot.press("s")  # no longer start
+        await pilot.pause(0.2)
+        assert be.calls == []
+        assert "ctrl+s" in app.screen.active_bindings and "s" not in app.screen.active_bindings
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: ("start", "smollm2") in be.calls, what="start by ctrl+s")
+        # a pane's binding is remapped too; its old key falls through to the app's filter
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.focused, FollowLog))
+        await pilot.press("ctrl+f")
+        assert isinstance(app.focused, SearchInput)
+        await pilot.press("escape")
+        assert isinstance(app.focused, FollowLog)
+        await pilot.press("slash")
+        assert app.focused is app.filter_input
+        con = Console(width=100, record=True, file=open("/dev/null", "w"))
+        con.print(help_table(app.user_keymap))
+        rows = [line.strip().split(None, 1) for line in con.export_text().splitlines() if line.strip()]
+        assert ["ctrl+s", "Start the server"] in rows
+        assert any(r[0] == "ctrl+f" and r[1].startswith("Search the log") for r in rows)

@@ -94,11 +94,15 @@ def cmd_check(args) -> int:
     from tui.core import registry
 
     problems = registry.check(registry_path(args))
+    if not problems:  # the TUI's key overrides (the core does not know the TUI's action ids)
+        from tui.ui.keys import keymap_problems
+
+        reg = registry.load(registry_path(args))
+        problems = [f"{reg.path}: {p}" for p in keymap_problems(reg.settings.keymap)[1]]
     if problems:
         for p in problems:
             error(p)
         return EXIT_USAGE
-    reg = registry.load(registry_path(args))
     print(f"{reg.path}: ok ({len(reg.models)} models)")
     return EXIT_OK
 

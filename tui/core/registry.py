@@ -44,6 +44,7 @@ SETTINGS_SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "log_runs_kept": ((int,), 5, "how many older runs' logs to keep (<model>.log.1 …)"),
     "health_poll_s": ((int, float), 0.05, "how often start --wait polls /health"),
     "start_timeout_s": ((int, float), 1800, "how long start --wait waits for ready"),
+    "keymap": ((dict,), None, "TUI key overrides, action id -> keys (checked by tui.ui.keys)"),
 }
 
 #: model key -> (type(s), description). Engine-specific keys are checked by the engine.
@@ -139,6 +140,7 @@ class Settings:
     log_runs_kept: int = 5
     health_poll_s: float = 0.05
     start_timeout_s: float = 1800
+    keymap: dict = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class ActionsProvider(Provider):
                 continue
             if a.scope in ("global", "models") and not app.action_allowed(a.action):
                 continue
-            yield a, f"{a.description}  ({a.display})"
+            yield a, f"{a.description}  ({keys.display(a, app.user_keymap)})"
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -199,6 +199,10 @@ class LlmdeckApp(App):
         self._mount_lock = asyncio.Lock()
         self._pending_pane: str | None = None  # a pane asked for before the panes were mounted
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
+        # settings.keymap of models.json: the entries that can be applied; problems shown on mount
+        self.user_keymap, self.keymap_problems = keys.keymap_problems(registry.settings.keymap)
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
 
     # -- layout --------------------------------------------------------------------------
 
@@ -248,6 +252,8 @@ class LlmdeckApp(App):
         if self.initial_select in self.registry.models:
             table.select(self.initial_select)
         table.focus()
+        for problem in self.keymap_problems:  # one line each; those entries are not applied
+            self.notify(f"{short_path(self.registry.path)}: {problem}", severity="warning", timeout=12)
         # the model list is the first frame; threads that compete for the GIL start after it
         self.call_after_refresh(self._after_first_frame)
 

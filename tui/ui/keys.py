@@ -22,13 +22,21 @@ single lower-case letters for safe verbs on the selection, upper case for danger
 log following, ctrl chords in the chat because its input swallows printable keys.
 ``ctrl+p`` (the command palette) is Textual's own binding; it is listed here so help and
 tests see it.
+
+Users remap keys with ``settings.keymap`` in models.json: ``{"<action id>": "<keys>"}``, e.g.
+``{"stop": "X", "log_search": "ctrl+f,slash"}`` (Textual key names; a single character such as
+``?`` or ``[`` is accepted as it is). :func:`keymap_problems` checks a keymap (unknown ids with a
+did-you-mean, malformed keys, actions that cannot be remapped, two actions of one scope on one
+key); ``llmdeck check`` reports the same lines and the TUI shows them and skips those entries.
+This module imports no Textual at import time, so the CLI's ``check`` stays fast.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+import unicodedata
 from dataclasses import dataclass
-
-from textual.binding import Binding
 
 SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "modal")
 
@@ -154,8 +162,10 @@ ACTIONS: tuple[Action, ...] = (
 BY_ID = {a.id: a for a in ACTIONS}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list:
     """The Textual bindings of one scope."""
+    from textual.binding import Binding
+
     if scope not in SCOPES:
         raise ValueError(f"unknown key scope {scope!r}")
     return [Binding(a.keys, a.action, a.label or a.description, show=a.show, key_display=a.key_display,
@@ -167,6 +177,82 @@ def in_scope(scope: str) -> list[Action]:
     return [a for a in ACTIONS if a.scope == scope]
 
 
-def help_rows() -> list[tuple[str, str, str]]:
+def help_rows(keymap: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(scope title, keys, description) for the help screen, in registry order."""
-    return [(SCOPE_TITLES[a.scope], a.display, a.description) for a in ACTIONS]
+    return [(SCOPE_TITLES[a.scope], display(a, keymap), a.description) for a in ACTIONS]
+
+
+def display(a: Action, keymap: dict[str, str] | None = None) -> str:
+    """The keys of ``a`` as the user sees them: their keymap's keys where it remaps ``a``."""
+    if keymap and a.id in keymap:
+        return "/".join(k.strip() for k in keymap[a.id].split(","))
+    return a.display
+
+
+# -- keymaps ----------------------------------------------------------------------------------
+
+_MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+_KEY_NAME = re.compile(r"^(?:(?:%s)\+)*(?:[a-z][a-z0-9_]*|.)$" % "|".join(_MODIFIERS))
+_REPLACEMENTS = {"solidus": "slash", "reverse_solidus": "backslash", "commercial_at": "at",
+                 "hyphen_minus": "minus", "plus_sign": "plus", "low_line": "underscore"}
+# the scopes whose bindings live on one node (the App): a key may not serve two of their actions
+_GROUPS = {"global": "app", "models": "app"}
+
+
+def normalise_key(key: str) -> str:
+    """Textual's name for one key: ``?`` → ``question_mark``, ``[`` → ``left_square_bracket``."""
+    key = key.strip()
+    if len(key) == 1 and not key.isalnum():
+        try:
+            key = unicodedata.name(key).lower().replace("-", "_").replace(" ", "_")
+        except ValueError:
+            return key
+        key = _REPLACEMENTS.get(key, key)
+    return key
+
+
+def keymap_problems(keymap: object, where: str = "settings.keymap") -> tuple[dict[str, str], list[str]]:
+    """Check a user keymap. Returns (the entries that can be applied, one line per problem)."""
+    if not isinstance(keymap, dict):
+        return {}, [f"{where}: must be an object of action id -> keys, e.g. {{\"stop\": \"X\"}}"]
+    good: dict[str, str] = {}
+    problems: list[str] = []
+    for aid, value in keymap.items():
+        a = BY_ID.get(aid)
+        if a is None:
+            close = difflib.get_close_matches(str(aid), list(BY_ID), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else " (`?` in the TUI lists every action)"
+            problems.append(f"{where}: unknown action '{aid}'{hint}")
+            continue
+        if not a.binding:
+            problems.append(f"{where}.{aid}: '{a.display}' is handled by Textual or a widget itself and "
+                            "cannot be remapped")
+            continue
+        parts = [k.strip() for k in value.split(",")] if isinstance(value, str) else []
+        if not parts or not all(parts):
+            problems.append(f"{where}.{aid}: must be a key name or comma-separated names, e.g. \"ctrl+f\"")
+            continue
+        bad = [k for k in parts if not _KEY_NAME.match(k.lower() if len(k) > 1 else k)]
+        if bad:
+            problems.append(f"{where}.{aid}: '{bad[0]}' is not a key name (examples: x, X, ctrl+f, f5, "
+                            "slash, left_square_bracket)")
+            continue
+        good[aid] = ",".join(parts)
+    # two actions on one key where they share a node: the later one would never run
+    owner: dict[tuple[str, str], str] = {}
+    for a in ACTIONS:
+        if not a.binding:
+            continue
+        keys = good[a.id] if a.id in good else a.keys
+        for k in (normalise_key(x) for x in keys.split(",")):
+            slot = (_GROUPS.get(a.scope, a.scope), k)
+            other = owner.get(slot)
+            if other is None:
+                owner[slot] = a.id
+                continue
+            if a.id in good or other in good:  # only clashes the keymap made
+                mapped = a.id if a.id in good else other
+                problems.append(f"{where}.{mapped}: '{k}' is already {other if mapped == a.id else a.id}'s key "
+                                f"in the same place ({SCOPE_TITLES[a.scope].lower()}); pick another key")
+                good.pop(mapped, None)
+    return good, problems

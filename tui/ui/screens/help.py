@@ -12,12 +12,12 @@ from textual.widgets import Static
 from tui.ui import keys
 
 
-def help_table() -> Table:
+def help_table(keymap: dict[str, str] | None = None) -> Table:
     t = Table(box=None, show_header=False, pad_edge=False, expand=True)
     t.add_column("keys", style="bold cyan", no_wrap=True, min_width=14)
     t.add_column("what")
     scope = None
-    for title, key, desc in keys.help_rows():
+    for title, key, desc in keys.help_rows(keymap):
         if title != scope:
             if scope is not None:
                 t.add_row("", "")
@@ -33,7 +33,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Text("llmdeck keys · esc closes · ctrl+p runs any action by name", style="bold"))
-            yield Static(help_table(), id="help-table")
+            yield Static(help_table(getattr(self.app, "user_keymap", None)), id="help-table")
 
     def action_close(self) -> None:
         self.dismiss(None)
