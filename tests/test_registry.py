@@ -132,3 +132,32 @@ def test_relative_paths_resolve_beside_models_json(tmp_path, monkeypatch):
     assert reg.run_dir == tmp_path / "run" and reg.logs_dir == tmp_path / "logs"
     assert reg.models_dir == tmp_path / "models"
     assert os.path.isabs(reg.path)
+
+
+def test_a_server_reachable_from_outside_without_an_api_key_is_warned_about(tmp_path, capsys):
+    from tui.cli.main import main
+
+    path = write(tmp_path, {"models": {
+        "lan": {"host": "0.0.0.0", "default_port": 8001, "model_path": "x.gguf"},
+        "keyed": {"host": "0.0.0.0", "default_port": 8002, "model_path": "x.gguf", "api_key_env": "K"},
+        "flag": {"host": "192.168.1.5", "default_port": 8003, "model_path": "x.gguf",
+                 "extra_args": ["--api-key-file", "/k"]},
+        "local": {"default_port": 8004, "model_path": "x.gguf"},
+        "v6": {"host": "::1", "default_port": 8005, "model_path": "x.gguf"},
+        "remote": {"engine": "external", "base_url": "http://10.0.0.2:8000/v1"},
+        "vl": {"engine": "vllm", "host": "0.0.0.0", "default_port": 8006, "repo_id": "zai-org/GLM-5-FP8"}}})
+    reg = registry.load(path)
+    assert reg.models["lan"].exposure() == (
+        "model 'lan' listens on 0.0.0.0:8001 with no API key: anyone who can reach this machine can use it; "
+        "set api_key_env, or keep host 127.0.0.1 and tunnel (ssh -L 8001:127.0.0.1:8001 <this machine>)")
+    assert [n for n, m in reg.models.items() if m.exposure()] == ["lan", "vl"]
+    # vLLM & co. take a key only on their command line (refused): the router or a tunnel instead
+    assert reg.models["vl"].exposure().endswith(
+        "keep host 127.0.0.1 and either serve it through 'llmdeck serve --api-key-env NAME' or tunnel "
+        "(ssh -L 8006:127.0.0.1:8006 <this machine>)")
+    # check warns (and still passes); start warns before anything else
+    assert main(["--registry", str(path), "check"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["llmdeck: warning: " + reg.models[n].exposure() for n in ("lan", "vl")]
+    assert main(["--registry", str(path), "start", "lan", "--dry-run"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == "llmdeck: warning: " + reg.models["lan"].exposure()

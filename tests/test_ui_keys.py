@@ -406,3 +406,28 @@ async def test_user_keymap_remaps_keys_everywhere_and_reports_problems(tmp_path,
         rows = [line.strip().split(None, 1) for line in con.export_text().splitlines() if line.strip()]
         assert ["ctrl+s", "Start the server"] in rows
         assert any(r[0] == "ctrl+f" and r[1].startswith("Search the log") for r in rows)
+
+
+async def test_starting_a_server_open_to_the_network_without_a_key_warns(tmp_path, monkeypatch):
+    import json
+
+    from tui.core import registry
+    from tui.ui.app import LlmdeckApp
+
+    F.write_registry(tmp_path)
+    path = tmp_path / "models.json"
+    raw = json.loads(path.read_text())
+    raw["models"]["smollm2"]["host"] = "0.0.0.0"
+    path.write_text(json.dumps(raw))
+    monkeypatch.chdir(tmp_path)
+    reg = registry.load(path)
+    be = F.FakeBackend(reg)
+    app = LlmdeckApp(reg, backend=be, status_interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("G")
+        await wait_until(pilot, lambda: "smollm2" in app.states, what="first poll")
+        assert not any("no API key" in n.message for n in app._notifications)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: any("smollm2' listens on 0.0.0.0:8010 with no API key" in n.message
+                                            for n in app._notifications), what="the warning")
+        assert ("start", "smollm2") in be.calls

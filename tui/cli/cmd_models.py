@@ -6,7 +6,7 @@ import argparse
 import json
 
 from tui.cli.main import load_registry, registry_path
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,6 +103,9 @@ def cmd_check(args) -> int:
         for p in problems:
             error(p)
         return EXIT_USAGE
+    for m in reg.models.values():
+        if m.exposure():
+            warn(m.exposure())
     print(f"{reg.path}: ok ({len(reg.models)} models)")
     return EXIT_OK
 

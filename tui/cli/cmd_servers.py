@@ -83,6 +83,9 @@ def cmd_start(args) -> int:
     reg = load_registry(args)
     if reg is None:
         return EXIT_USAGE
+    model = reg.models.get(args.model)
+    if model is not None and model.exposure():
+        warn(model.exposure())
     try:
         if args.dry_run:
             spec = supervisor.launch_spec(reg, args.model, quant=args.quant, port=args.port,

@@ -179,6 +179,23 @@ class Model:
             return None
         return (environ if environ is not None else os.environ).get(self.api_key_env) or None
 
+    def exposure(self) -> str | None:
+        """One line when this server would listen beyond this machine with no API key (``start``,
+        ``check`` and the TUI show it; it does not stop the start: a trusted LAN is a choice)."""
+        if self.engine == "external" or self.api_key_env:
+            return None
+        host = self.host.strip("[]").lower()
+        if host == "localhost" or host == "::1" or host.startswith("127."):
+            return None
+        if any(a.startswith("--api-key") for a in self.extra_args) or self.params.get("api_key"):
+            return None
+        port = self.default_port or "PORT"
+        tunnel = f"tunnel (ssh -L {port}:127.0.0.1:{port} <this machine>)"
+        fix = (f"keep host 127.0.0.1 and either serve it through 'llmdeck serve --api-key-env NAME' or {tunnel}"
+               if self.engine != "llama-server" else f"set api_key_env, or keep host 127.0.0.1 and {tunnel}")
+        return (f"model '{self.name}' listens on {self.host}:{port} with no API key: anyone who can reach "
+                f"this machine can use it; {fix}")
+
     def quant(self, name: str | None = None) -> Quant | None:
         q = name or self.default_quant
         if q is None:

@@ -646,6 +646,10 @@ class LlmdeckApp(App):
             old = self.states.get(message.name)
             self.states[message.name] = message.state
             self._transition(old, message.state, first=False)
+        if message.verb in ("start", "restart") and not message.error:
+            model = self.registry.models.get(message.name)
+            if model is not None and model.exposure():
+                self.notify(model.exposure(), severity="warning", timeout=12)
         if message.verb == "delete_files":
             if not message.error:
                 self.notify(f"{message.name}: downloaded files deleted")
