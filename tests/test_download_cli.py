@@ -66,11 +66,18 @@ def test_dry_run_shows_files_shards_header_and_verdict(env, tmp_path, srv):
     assert "3 shards of Tiny-Q4_K_M" in out
     assert "glm4moe" in out and "ctx 202752" in out and "8 experts (2 active)" in out and "IQ2_XXS" in out
     assert "→ fits" in out
+    # the memory line: weights and the KV cache at the model's context, against this machine
+    mem = next(x for x in out.splitlines() if x.startswith("memory: "))
+    assert "weights " in mem and "KV cache " in mem and "at ctx 202,752" in mem and "RAM available" in mem
+    assert "fits in" in mem or "DOES NOT FIT" in mem
     assert not (tmp_path / "models").exists()
     r = llmdeck(env, "download", "tiny", "--dry-run", "--json")
     plan = json.loads(r.stdout.splitlines()[0])
     assert plan["event"] == "plan" and plan["fits"] and len(plan["files"]) == 3
     assert plan["header"]["expert_count"] == 8
+    mem = plan["memory"]
+    assert mem["weights_bytes"] == plan["total_bytes"] and mem["ctx"] == 202752 and mem["kv_bytes"] > 0
+    assert mem["verdict"] in ("vram", "vram+ram", "no") and mem["ram_available_bytes"] > 0
 
 
 def test_disk_full_is_refused_with_one_line_and_force_overrides_the_dry_run(env, tmp_path, srv):

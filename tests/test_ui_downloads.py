@@ -58,6 +58,7 @@ async def test_d_plans_asks_downloads_with_progress_and_marks_on_disk(reg):
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         q = app.screen.question
         assert "Download tiny Q4_K_M: 3 file(s)" in q and "free" in q
+        assert "\nMemory: weights " in q and "RAM available" in q  # will it fit VRAM + RAM
         await pilot.press("y")
         await wait_until(pilot, lambda: app._jobs.get("tiny") is not None and app._jobs["tiny"].status == "done",
                          what="download done")

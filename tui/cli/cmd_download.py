@@ -62,7 +62,7 @@ def _header_line(h) -> str:
     return " · ".join(parts)
 
 
-def print_plan(plan) -> None:
+def print_plan(plan, fit=None) -> None:
     print(f"{plan.model}  {plan.quant}  {plan.repo_id} @ {plan.revision[:12]}  →  {plan.target}")
     width = max(len(f.name) for f in plan.files)
     for f in plan.files:
@@ -81,6 +81,8 @@ def print_plan(plan) -> None:
     free = human_bytes(plan.free_bytes) if plan.free_bytes is not None else "unknown"
     print(f"total {human_bytes(plan.total_bytes)} · on disk {human_bytes(plan.have_bytes)} · "
           f"to download {human_bytes(plan.need_bytes)} · free {free} → {verdict}")
+    if fit is not None:
+        print(fit.line)
 
 
 class _PlainReporter:
@@ -214,10 +216,13 @@ def cmd_download(args) -> int:
         error(str(exc))
         return EXIT_FAIL
 
+    from tui.core import memfit
+
+    fit = memfit.estimate(plan.total_bytes, plan.header, model.params, memfit.machine())
     if args.json:
-        print(json.dumps({"event": "plan", **plan.to_dict()}), flush=True)
+        print(json.dumps({"event": "plan", **plan.to_dict(), "memory": fit.to_json()}), flush=True)
     else:
-        print_plan(plan)
+        print_plan(plan, fit)
     if args.dry_run:
         return EXIT_OK if plan.fits or args.force else EXIT_FAIL
     if not plan.fits and not args.force:

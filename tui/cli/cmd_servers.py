@@ -93,6 +93,7 @@ def cmd_start(args) -> int:
             for w in spec.warnings:
                 warn(w)
             print(spec.shell_line())
+            _memory_line(reg, args.model, spec)
             return EXIT_OK
         st = supervisor.start(reg, args.model, quant=args.quant, port=args.port, binary=args.binary,
                               cpp_dir=args.cpp_dir)
@@ -105,6 +106,23 @@ def cmd_start(args) -> int:
     if not args.wait:
         return EXIT_OK if st.state != "crashed" else EXIT_FAIL
     return _wait(reg, args.model, args.timeout)
+
+
+def _memory_line(reg, name: str, spec) -> None:
+    """For a llama-server whose files are here: will they fit VRAM + RAM (on stderr: stdout is
+    the command line, for scripts)."""
+    model = reg.models[name]
+    files = [f for f in spec.files if f.is_file()]
+    if model.engine != "llama-server" or not files:
+        return
+    from tui.core import memfit
+    from tui.core.downloads import gguf
+
+    try:
+        header = gguf.read_model(files[0])
+    except (OSError, gguf.GGUFError):
+        header = None
+    info(memfit.estimate(sum(f.stat().st_size for f in files), header, model.params, memfit.machine()).line)
 
 
 def _wait(reg, name: str, timeout: float | None) -> int:

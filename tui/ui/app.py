@@ -674,7 +674,8 @@ class LlmdeckApp(App):
 
         try:
             plan = self.backend.download_plan(name)
-            self.post_message(DownloadPlanned(name, plan=plan))
+            fit_of = getattr(self.backend, "memory_fit", None)
+            self.post_message(DownloadPlanned(name, plan=plan, fit=fit_of(name, plan) if fit_of else None))
         except Exception as exc:  # noqa: BLE001
             self.post_message(DownloadPlanned(name, error=one_line(exc)))
 
@@ -696,6 +697,8 @@ class LlmdeckApp(App):
              f"to fetch (of {human_bytes(plan.total_bytes)}) into {short_path(plan.target)}{free}?")
         if not plan.fits:
             q += "\nIt does NOT fit on that disk."
+        if message.fit is not None:
+            q += "\n" + message.fit.line[0].upper() + message.fit.line[1:]
 
         def go(yes: bool | None) -> None:
             if yes:

@@ -220,6 +220,12 @@ class Backend:
 
         return make_plan(self.registry, self.registry.get(name))
 
+    def memory_fit(self, name: str, plan):
+        """Will the planned model fit this machine's VRAM + RAM (reads NVML and psutil now)."""
+        from tui.core import memfit
+
+        return memfit.estimate(plan.total_bytes, plan.header, self.registry.get(name).params, memfit.machine())
+
     def download_run(self, plan, on_progress, cancel):
         """Run a plan to the end (or until ``cancel`` is set); returns the core's Result."""
         from tui.core.downloads import Download

@@ -85,8 +85,9 @@ class DownloadFinished(Message):
 
 
 class DownloadPlanned(Message):
-    def __init__(self, model: str, plan: Any = None, error: str | None = None) -> None:
+    def __init__(self, model: str, plan: Any = None, error: str | None = None, fit: Any = None) -> None:
         super().__init__()
         self.model = model
         self.plan = plan
         self.error = error
+        self.fit = fit  # memfit.Fit: will it fit this machine's memory (None when not known)
