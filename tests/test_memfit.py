@@ -73,9 +73,10 @@ def test_machine_reads_free_vram_per_gpu_and_available_ram():
     from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
     from tui.core.telemetry.nvml import NvmlSource
 
-    src = NvmlSource(FakeNvml([FakeGpu(total=80 * GB, used=30 * GB), FakeGpu(total=80 * GB, used=5 * GB)]))
-    m = memfit.machine(src)
-    assert m.gpu_free == (50 * GB, 75 * GB) and m.ram_available > 0
+    src = NvmlSource(FakeNvml([FakeGpu(total=80 * GB, used=30 * GB, reserved=GB // 2),
+                               FakeGpu(total=80 * GB, used=5 * GB)]))
+    m = memfit.machine(src)  # NVML's free: what the driver keeps reserved is not free
+    assert m.gpu_free == (50 * GB - GB // 2, 75 * GB) and m.ram_available > 0
     broken = NvmlSource(FakeNvml([FakeGpu()]))
     broken.lib.fail("nvmlInit", 9)  # driver not loaded
     m = memfit.machine(broken)

@@ -71,6 +71,7 @@ def test_gpus_table_with_unsupported_lost_and_foreign(gpus, capsys, tmp_path, mo
     data = json.loads(capsys.readouterr().out)
     g0, g1, g2 = data["gpus"]
     assert g0["memory_used_bytes"] == 5 * 1024 * MiB and g0["power_w"] == 250.0
+    assert g0["memory_free_bytes"] == g0["memory_total_bytes"] - 5 * 1024 * MiB
     assert {p["pid"]: p["visible"] for p in g0["processes"]} == {os.getpid(): True, 4_000_004: False}
     assert g1["utilization_percent"] is None and g1["mig"] is True and "power" in g1["unsupported"]
     assert g2["state"] == "lost" and g2["processes"] is None

@@ -52,7 +52,7 @@ def gpus_json(reading, owners: dict[int, str], names: dict[int, str], foreign: s
         "nvml_version": reading.nvml_version,
         "gpus": [{
             "index": g.index, "name": g.name, "uuid": g.uuid, "state": g.state, "note": g.note,
-            "memory_used_bytes": g.mem_used, "memory_total_bytes": g.mem_total,
+            "memory_used_bytes": g.mem_used, "memory_total_bytes": g.mem_total, "memory_free_bytes": g.mem_free,
             "utilization_percent": g.util_percent, "memory_utilization_percent": g.mem_util_percent,
             "temperature_c": g.temp_c, "power_w": g.power_w, "power_limit_w": g.power_limit_w,
             "mig": g.mig, "unsupported": list(g.unsupported),

@@ -67,7 +67,8 @@ def machine(gpu_source=None) -> Machine:
     ram = int(psutil.virtual_memory().available)
     if not reading.ok:
         return Machine(None, ram, reading.message or f"GPUs: {reading.state}")
-    free = tuple(max(0, g.mem_total - g.mem_used) for g in reading.gpus
+    free = tuple(g.mem_free if g.mem_free is not None else max(0, g.mem_total - g.mem_used)
+                 for g in reading.gpus
                  if g.state == "ok" and g.mem_total is not None and g.mem_used is not None)
     if not free:
         return Machine(None, ram, "no GPU memory reading")

@@ -76,6 +76,7 @@ class Gpu:
     note: str | None = None  # one line when state != "ok" or something is missing
     mem_used: int | None = None  # bytes
     mem_total: int | None = None  # bytes
+    mem_free: int | None = None  # bytes a new allocation can have (total − used − reserved)
     util_percent: int | None = None  # GPU (SM) utilisation over NVML's last sample period
     mem_util_percent: int | None = None  # memory-controller utilisation
     temp_c: int | None = None
@@ -343,6 +344,7 @@ class NvmlSource:
             mem = self._field(st, "memory", lib.nvmlDeviceGetMemoryInfo)
         mem_used = int(mem.used) if mem is not None else None
         mem_total = int(mem.total) if mem is not None else None
+        mem_free = int(mem.free) if mem is not None else None
 
         util = self._field(st, "utilization", lib.nvmlDeviceGetUtilizationRates)
         temp = self._field(st, "temperature", lib.nvmlDeviceGetTemperature, lib.NVML_TEMPERATURE_GPU)
@@ -361,7 +363,7 @@ class NvmlSource:
 
         return Gpu(
             index=i, name=st.name, uuid=st.uuid, state="ok", note="; ".join(notes) or None,
-            mem_used=mem_used, mem_total=mem_total,
+            mem_used=mem_used, mem_total=mem_total, mem_free=mem_free,
             util_percent=int(util.gpu) if util is not None else None,
             mem_util_percent=int(util.memory) if util is not None else None,
             temp_c=int(temp) if temp is not None else None,
