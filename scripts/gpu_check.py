@@ -339,6 +339,19 @@ def gpu_checks(reg: Path, pid: int, vram: int | None) -> None:
     check("llmdeck gpus attributes the server to its model", bool(mine) and mine[0]["model"] == "gpu-a",
           f"{mine}")
 
+    # free VRAM as memfit (the "will it fit" line) reads it, against nvidia-smi memory.free
+    from tui.core import memfit
+
+    mach = memfit.machine()
+    smi_free = [float(row[0]) for row in smi("--query-gpu=memory.free")]
+    ours_free = [x / MiB for x in (mach.gpu_free or ())]
+    check("memfit free VRAM per GPU = nvidia-smi memory.free (±1 %)",
+          len(ours_free) == len(smi_free) and all(abs(o - t) <= max(8.0, 0.01 * t) for o, t in zip(ours_free, smi_free)),
+          f"llmdeck {[round(x, 1) for x in ours_free]} MiB / nvidia-smi {smi_free} MiB")
+    r = llmdeck(reg, "start", "gpu-b", "--dry-run")
+    line = next((x for x in r.stderr.splitlines() if "memory: " in x), "")
+    check("start --dry-run says whether the model fits", "→ fits in VRAM" in line, line)
+
     # which NVML memory figure nvidia-smi shows (v1 includes reserved memory, v2 does not)
     import pynvml
 

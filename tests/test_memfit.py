@@ -11,7 +11,7 @@ from tui.core import memfit
 from tui.core.downloads import gguf
 
 MiB = 1 << 20
-GB = 10**9
+GB = 1 << 30
 
 
 def header(tmp_path, kv):
@@ -46,11 +46,11 @@ def test_verdicts_and_what_is_not_estimated(tmp_path):
     two_gpus = memfit.Machine((40 * GB, 40 * GB), 100 * GB)
     f = memfit.estimate(70 * GB, h, {}, two_gpus)  # ctx 0/unset: the model's context_length
     assert f.ctx == 1000 and f.kv == per_token * 1024 and f.verdict == "vram"  # 256-cell padding
-    assert "VRAM free 40.0 GB + 40.0 GB" in f.line and "→ fits in VRAM" in f.line
+    assert "VRAM free 40.0 GiB + 40.0 GiB" in f.line and "→ fits in VRAM" in f.line
     f = memfit.estimate(120 * GB, h, {"ctx_size": 500}, two_gpus)
-    assert f.verdict == "vram+ram" and "about 40.0 GB on the CPU" in f.line
+    assert f.verdict == "vram+ram" and "about 40.0 GiB on the CPU" in f.line
     f = memfit.estimate(200 * GB, h, {}, two_gpus)
-    assert f.verdict == "no" and "DOES NOT FIT in VRAM + RAM (short by 20.0 GB" in f.line
+    assert f.verdict == "no" and "DOES NOT FIT in VRAM + RAM (short by 20.0 GiB" in f.line
     # MLA, hybrid and sliding-window layouts are named, not guessed; the weights still count
     for extra in ({"llama.attention.kv_lora_rank": 512}, {"llama.ssm.conv_kernel": 4},
                   {"llama.attention.sliding_window": 4096}):
@@ -93,5 +93,5 @@ def test_start_dry_run_says_whether_the_local_files_fit(make_deck, smollm_gguf, 
     assert out.startswith(str(reg.settings.llama_server))  # stdout is the command alone
     mem = [x for x in err.splitlines() if "memory: " in x]
     # 30 layers × 3 KV heads × (64 + 64) × 2 bytes × 4096 cells = 94.4 MB
-    assert len(mem) == 1 and "KV cache 0.1 GB at ctx 4,096" in mem[0]
-    assert f"weights {smollm_gguf.stat().st_size / 1e9:.1f} GB" in mem[0] and "→ fits in" in mem[0]
+    assert len(mem) == 1 and "KV cache 0.1 GiB at ctx 4,096" in mem[0]
+    assert f"weights {smollm_gguf.stat().st_size / 2**30:.1f} GiB" in mem[0] and "→ fits in" in mem[0]

@@ -11,7 +11,7 @@ What is counted, and what is not (nothing is guessed):
   is llama.cpp's layout: architectures with MLA (``attention.kv_lora_rank``), recurrent or
   hybrid layers (``ssm.*``, ``full_attention_interval``, ``shortconv``) or sliding-window
   attention get "not estimated for <arch>" instead of a wrong number.
-* **Not counted**: compute buffers (typically 0.5–3 GB per GPU), the CUDA context (~0.5 GB per
+* **Not counted**: compute buffers (typically 0.5–3 GiB per GPU), the CUDA context (~0.5 GiB per
   GPU) and what other programs will take later. The verdict says so.
 
 Free memory is now's: NVML's free bytes per GPU (so running models are already accounted for)
@@ -141,7 +141,8 @@ def estimate(weights: int, header, params: dict | None, mach: Machine) -> Fit:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    """GiB, as every other size llmdeck prints (status, gpus, the download plan)."""
+    return f"{n / 2**30:.1f} GiB"
 
 
 def describe(f: Fit) -> str:
@@ -164,4 +165,4 @@ def describe(f: Fit) -> str:
                    "would page weights from disk)")
     extra = "" if f.kv is not None else " for the weights alone"
     return (f"memory: {' + '.join(parts)}; {have} → {verdict}{extra} "
-            "(compute buffers, ~0.5–3 GB per GPU, not counted)")
+            "(compute buffers, ~0.5–3 GiB per GPU, not counted)")
