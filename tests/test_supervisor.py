@@ -70,6 +70,7 @@ def test_start_ready_models_status_stop(deck):
     assert lines[0] == str(pid) and lines[1] == str(port)
     ident = json.loads(lines[2])
     assert ident["cmdline"][0].endswith("llama-server") and ident["create_time"] > 0
+    assert ident["start_since_boot"] > 0 and ident["boot_id"]
     log = (deck.logs_dir / f"{name}.log").read_text()
     assert "===== llmdeck:" in log and "starting" in log
 
@@ -138,6 +139,39 @@ def test_unrelated_process_in_pid_file_is_never_signalled(deck):
         supervisor.stop(deck, "tiny-a")
         supervisor.stop_all(deck)
         assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_identity_survives_a_wall_clock_adjustment_and_catches_a_recycled_pid(monkeypatch):
+    """psutil's create_time is boot time + start, and the kernel's boot time moves when the
+    clock is adjusted: a server must not be taken for another process (its pid file removed)
+    because NTP stepped the clock. Start times counted from boot do not move."""
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        since, boot = runfiles.process_start(sleeper.pid)
+        assert since is not None and boot
+        rec = runfiles.PidRecord(pid=sleeper.pid, port=1, create_time=psutil.Process(sleeper.pid).create_time(),
+                                 start_since_boot=since, boot_id=boot, cmdline=["sleep", "30"])
+        assert supervisor._alive_same(rec) == (True, None)
+        real = psutil.Process.create_time
+        monkeypatch.setattr(psutil.Process, "create_time", lambda self: real(self) + 7.0)  # clock stepped
+        assert supervisor._alive_same(rec) == (True, None)
+        # an older pid file (wall-clock time only) tolerates the usual 1 s jitter of btime, not more
+        legacy = runfiles.PidRecord(pid=sleeper.pid, port=1, create_time=real(psutil.Process(sleeper.pid)) + 1.0,
+                                    cmdline=["sleep", "30"])
+        monkeypatch.setattr(psutil.Process, "create_time", real)
+        assert supervisor._alive_same(legacy) == (True, None)
+        # the same PID and command started at another time, or before a reboot: another process
+        other = runfiles.PidRecord(**{**rec.__dict__, "start_since_boot": since - 3.0})
+        same, why = supervisor._alive_same(other)
+        assert not same and "started at another time" in why
+        rebooted = runfiles.PidRecord(**{**rec.__dict__, "boot_id": "00000000-dead-beef"})
+        same, why = supervisor._alive_same(rebooted)
+        assert not same and "the machine restarted since" in why
+        parsed = runfiles.PidRecord.parse(rec.dumps())
+        assert parsed.start_since_boot == since and parsed.boot_id == boot
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -1,8 +1,10 @@
 """The files under ``run/`` that describe servers, and how they are written.
 
 ``run/<model>.pid``  line 1 PID, line 2 port (the seed's format), line 3 a JSON object with
-                     what identifies the process later: its start time (``create_time``), its
-                     command line, the watcher's PID, the log file, quant and engine.
+                     what identifies the process later: its start time counted from boot
+                     (``start_since_boot``, /proc/<pid>/stat field 22, with the ``boot_id``),
+                     its wall-clock ``create_time`` (older files have only this), its command
+                     line, the watcher's PID, the log file, quant and engine.
 ``run/<model>.exit`` JSON: exit ``code`` or ``signal`` of the last run, ``at``, whether a stop
                      was requested. A detached server's exit status is otherwise lost.
 ``run/<model>.stopping``  present while a stop is in progress (JSON: at, grace).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -48,11 +51,35 @@ def unlink(path: Path) -> None:
         path.unlink()
 
 
+def process_start(pid: int) -> tuple[float | None, str | None]:
+    """(seconds from boot to the process's start, this boot's id), or (None, None) off Linux.
+
+    This is the identity to compare, not the wall-clock ``create_time``: psutil computes that
+    as boot time + start, and the kernel's boot time (``btime``) moves when the wall clock is
+    adjusted (NTP, a VM resumed), so the same process can appear to have started a second or
+    more later and be taken for another one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        ticks = int(stat[stat.rindex(b")") + 2:].split()[19])  # field 22; comm may hold spaces
+        start = ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None, None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip() or None
+    except OSError:
+        boot = None
+    return start, boot
+
+
 @dataclass
 class PidRecord:
     pid: int
     port: int | None
     create_time: float | None = None
+    start_since_boot: float | None = None
+    boot_id: str | None = None
     cmdline: list[str] = field(default_factory=list)
     watcher_pid: int | None = None
     started_at: float | None = None

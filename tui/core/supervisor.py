@@ -89,6 +89,12 @@ class ModelState:
 
 # --- process identity ----------------------------------------------------------------------
 
+START_SLACK_S = 0.05  # start times counted from boot are exact to a clock tick (10 ms)
+# wall-clock start times (pid files without start_since_boot) move with the kernel's boot
+# time when the clock is adjusted; with the command line also compared, 2 s of slack is safe
+WALL_SLACK_S = 2.0
+
+
 def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
     """(alive and the same process, why not — for a stale file)."""
     try:
@@ -104,10 +110,16 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
         return False, None
     except psutil.AccessDenied:
         return False, f"pid {rec.pid} belongs to another user"
-    if rec.create_time is None and not rec.cmdline:
+    if rec.create_time is None and rec.start_since_boot is None and not rec.cmdline:
         return False, f"pid file has no identity (seed format); pid {rec.pid} ({pname}) not adopted"
-    if rec.create_time is not None and abs(ctime - rec.create_time) > 0.05:
-        return False, f"pid {rec.pid} is now another process ({pname}, started later)"
+    since_boot, boot_id = runfiles.process_start(rec.pid) if rec.start_since_boot is not None else (None, None)
+    if since_boot is not None:
+        if rec.boot_id and boot_id and rec.boot_id != boot_id:
+            return False, f"pid {rec.pid} is now another process ({pname}; the machine restarted since)"
+        if abs(since_boot - rec.start_since_boot) > START_SLACK_S:
+            return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
+    elif rec.create_time is not None and abs(ctime - rec.create_time) > WALL_SLACK_S:
+        return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
     if rec.cmdline and not _same_command(cmd, rec.cmdline):
         return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
     return True, None

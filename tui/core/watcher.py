@@ -101,7 +101,9 @@ def run(launch_path: Path) -> int:
             ctime = psutil.Process(proc.pid).create_time()
         except Exception:
             ctime = None
+        since_boot, boot_id = runfiles.process_start(proc.pid)
         rec = runfiles.PidRecord(pid=proc.pid, port=spec.get("port"), create_time=ctime,
+                                 start_since_boot=since_boot, boot_id=boot_id,
                                  cmdline=list(spec["argv"]), watcher_pid=os.getpid(), started_at=started,
                                  log=str(log_path), quant=spec.get("quant"), engine=spec.get("engine"),
                                  base_url=spec.get("base_url"), health_url=spec.get("health_url"))
