@@ -172,6 +172,12 @@ def test_identity_survives_a_wall_clock_adjustment_and_catches_a_recycled_pid(mo
         assert not same and "the machine restarted since" in why
         parsed = runfiles.PidRecord.parse(rec.dumps())
         assert parsed.start_since_boot == since and parsed.boot_id == boot
+        # caught in the middle of exec, /proc/<pid>/cmdline reads empty: the start time decides
+        monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
+        assert supervisor._alive_same(rec) == (True, None)
+        bare = runfiles.PidRecord(pid=sleeper.pid, port=1, cmdline=["sleep", "30"])
+        same, why = supervisor._alive_same(bare)
+        assert not same and "no command line to compare" in why
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -120,7 +120,11 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
             return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
     elif rec.create_time is not None and abs(ctime - rec.create_time) > WALL_SLACK_S:
         return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
-    if rec.cmdline and not _same_command(cmd, rec.cmdline):
+    if rec.cmdline and not cmd and rec.start_since_boot is None and rec.create_time is None:
+        return False, f"pid {rec.pid} ({pname}) shows no command line to compare"
+    # an empty command line is a process in the middle of exec (the kernel sets the new
+    # arguments after it lets the parent go on): its start time above has already matched
+    if rec.cmdline and cmd and not _same_command(cmd, rec.cmdline):
         return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
     return True, None
 
