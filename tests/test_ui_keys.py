@@ -37,6 +37,8 @@ COVERAGE = {
     "chat_hide": "test_ui_chat.py", "chat_history": "test_ui_chat.py",
     "dl_cancel": "test_ui_downloads.py", "pane_bench": "test_ui_bench.py", "bench_run": "test_ui_bench.py",
     "bench_cancel": "test_ui_bench.py", "modal_yes": "test_kill_asks_first", "modal_no": "test_kill_asks_first",
+    "detail_copy": "test_enter_opens_details_with_exit_reason", "detail_logs": "test_enter_opens_details_with_exit_reason",
+    "detail_chat": "test_enter_opens_details_with_exit_reason", "detail_close": "test_enter_opens_details_with_exit_reason",
 }
 
 
@@ -144,9 +146,23 @@ async def test_enter_opens_details_with_exit_reason(tmp_path, monkeypatch):
         assert "crashed" in text and "exited with code 1" in text
         assert "error loading model" in text  # the last log lines, one key away
         assert "llama-server -m models/glm-4.7-flash.gguf" in text
+        # how to reach it: the tunnel for the laptop and a curl, copied by ctrl+o
+        assert "ssh -N -L 8003:127.0.0.1:8003 me@gpu-box" in text and "curl -sS http://127.0.0.1:8003/v1" in text
+        await pilot.press("ctrl+o")
+        assert app.clipboard.splitlines() == app.screen.copy_lines and "ssh -N -L 8003" in app.clipboard
+        assert any("copied" in n.message and "OSC 52" in n.message for n in app._notifications)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, DetailScreen))
         await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("q")  # q closes the details (it does not quit)
+        await wait_until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        assert app.is_running
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("c")  # to the chat
+        await wait_until(pilot, lambda: app.tabs.active == "chat", what="chat from details")
+        await pilot.press("escape", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.press("l")  # from the details straight to the live log
         await wait_until(pilot, lambda: app.tabs.active == "logs" and isinstance(app.focused, FollowLog))

@@ -277,6 +277,12 @@ class FakeBackend:
     def follower(self, name, backlog=200):
         return logfiles.Follower(self.log_path(name), backlog=backlog)
 
+    def connect(self, name):
+        from tui.core.connect import connect
+
+        m = self.registry.models[name]
+        return connect(m, f"http://127.0.0.1:{m.default_port}/v1", ssh_host="me@gpu-box")
+
     def last_log_lines(self, name, n=15):
         return logfiles.tail(self.log_path(name), n, current_run=True)
 

@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grace", type=float)
     p.set_defaults(func=cmd_restart)
 
+    p = sub.add_parser("connect", help="how to reach a model's server: base URL, ssh -L line for your "
+                       "laptop, a curl to try it")
+    p.add_argument("model")
+    p.add_argument("--ssh-host", metavar="USER@HOST", help="what your laptop calls this machine "
+                   "(default: this user @ this hostname)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connect)
+
     p = sub.add_parser("status", help="state of every model's server")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_status)
@@ -66,6 +74,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _fail(exc: Exception) -> int:
     error(str(exc))
     return EXIT_FAIL
+
+
+def cmd_connect(args) -> int:
+    from dataclasses import asdict
+
+    from tui.core import supervisor
+    from tui.core.connect import connect
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    try:
+        model = reg.get(args.model)
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    spec = supervisor.endpoints(reg, model.name)
+    if not spec.base_url:
+        error(f"model '{model.name}' has no port: set default_port in {reg.path}")
+        return EXIT_USAGE
+    c = connect(model, spec.base_url, ssh_host=args.ssh_host)
+    if args.json:
+        print_json(asdict(c))
+        return EXIT_OK
+    st = supervisor.state_of(reg, model.name, probe=False)
+    if model.engine != "external" and not st.running:
+        info(f"{model.name} is not running: 'llmdeck start {model.name}' first (the lines below use its "
+             "default port)")
+    for line in c.lines():
+        print(line)
+    return EXIT_OK
 
 
 def _describe(st) -> str:

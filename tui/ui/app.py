@@ -904,10 +904,15 @@ class LlmdeckApp(App):
         command = self.backend.command_line(name)
         lines = self.backend.last_log_lines(name, 15)
         st = self.states.get(name)
-        text = detail_text(self.registry.models[name], st, self.files.get(name, "unknown"), command, lines)
-        self.call_from_thread(self._push_detail, text)
+        conn_of = getattr(self.backend, "connect", None)
+        try:
+            conn = conn_of(name) if conn_of else None
+        except Exception:  # noqa: BLE001 — the details still open without these lines
+            conn = None
+        text = detail_text(self.registry.models[name], st, self.files.get(name, "unknown"), command, lines, conn)
+        self.call_from_thread(self._push_detail, text, conn.lines() if conn else [])
 
-    def _push_detail(self, text: Text) -> None:
+    def _push_detail(self, text: Text, copy_lines: list[str] | None = None) -> None:
         if not self._alive():
             return
         from tui.ui.screens.detail import DetailScreen
@@ -916,7 +921,7 @@ class LlmdeckApp(App):
             if where:
                 self.run_worker(self.action_show_pane(where))
 
-        self.push_screen(DetailScreen(text), done)
+        self.push_screen(DetailScreen(text, copy_lines), done)
 
     # -- chat helpers used by the palette -------------------------------------------------
 

@@ -184,6 +184,13 @@ class Backend:
     def follower(self, name: str, backlog: int = 200) -> logfiles.Follower:
         return logfiles.Follower(self.log_path(name), backlog=backlog)
 
+    def connect(self, name: str):
+        """How to reach the model's server (connect.Connect): where it runs now, else its default port."""
+        from tui.core.connect import connect
+
+        spec = supervisor.endpoints(self.registry, name)
+        return connect(self.registry.get(name), spec.base_url) if spec.base_url else None
+
     def last_log_lines(self, name: str, n: int = 15) -> list[str]:
         return logfiles.tail(self.log_path(name), n, current_run=True)
 

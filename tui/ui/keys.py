@@ -13,7 +13,8 @@ logs        the logs pane
 chat        the chat pane (ctrl chords: the prompt input keeps printable keys)
 downloads   the downloads pane
 bench       the bench pane (ctrl chords: its fields keep printable keys)
-modal       dialogs (confirm, details, help)
+details     the details screen (``enter`` on a model)
+modal       dialogs (confirm, help)
 ==========  ==========================================================================
 
 Key choices follow k9s/htop/lazydocker (``../shared/notes/textual-practice.md`` §7):
@@ -38,7 +39,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "modal")
+SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "details", "modal")
 
 SCOPE_TITLES = {
     "global": "Everywhere",
@@ -48,6 +49,7 @@ SCOPE_TITLES = {
     "chat": "Chat pane",
     "downloads": "Downloads pane",
     "bench": "Bench pane",
+    "details": "Details (enter)",
     "modal": "Dialogs",
 }
 
@@ -154,6 +156,12 @@ ACTIONS: tuple[Action, ...] = (
            label="run"),
     Action("bench_cancel", "escape", "cancel_bench", "Cancel the running benchmark (finished workloads are kept)",
            "bench", label="cancel"),
+    # the details screen
+    Action("detail_copy", "ctrl+o", "copy_connect", "Copy how to reach it: ssh -L, base URL, curl (OSC 52)",
+           "details", label="copy connect"),
+    Action("detail_logs", "l", "go('logs')", "Go to its live log", "details", label="logs"),
+    Action("detail_chat", "c", "go('chat')", "Go to its chat", "details", label="chat"),
+    Action("detail_close", "escape,q", "close", "Close", "details", key_display="esc", label="close"),
     # dialogs
     Action("modal_yes", "y", "yes", "Yes", "modal", palette=False, label="yes"),
     Action("modal_no", "n,escape", "no", "No / close", "modal", palette=False, label="no"),

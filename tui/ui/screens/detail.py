@@ -1,4 +1,5 @@
-"""``enter`` on a model: its state, exit reason, the exact command and the last log lines."""
+"""``enter`` on a model: its state, exit reason, the exact command, how to reach it (``ssh -L``,
+base URL, ``curl``; ``ctrl+o`` copies those lines) and the last log lines."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.ui import keys
 from tui.ui.widgets.format import STATE_STYLE, human_duration
 
 
-def detail_text(model, state, files: str, command: str, log_lines: list[str]) -> Text:
+def detail_text(model, state, files: str, command: str, log_lines: list[str], connect=None) -> Text:
     t = Text()
     t.append(f"{model.name}", style="bold")
     if model.description:
@@ -47,17 +49,22 @@ def detail_text(model, state, files: str, command: str, log_lines: list[str]) ->
     t.append("\n\nlast log lines (l opens the live log):\n", style="bold")
     for line in log_lines or ["(no log yet)"]:
         t.append(line + "\n", style="red" if "error" in line.lower() else "")
+    if connect is not None:  # after the log lines: a crash's cause stays on the first screen
+        t.append("\nreach it (ctrl+o copies these lines):\n", style="bold")
+        for line in connect.lines():
+            t.append(line + "\n", style="dim" if line.startswith("#") else "")
     return t
 
 
 class DetailScreen(ModalScreen[str | None]):
     """Dismisses with an action name for the main screen (``logs``/``chat``) or None."""
 
-    BINDINGS = [("escape,q", "close", "Close"), ("l", "go('logs')", "Logs"), ("c", "go('chat')", "Chat")]
+    BINDINGS = keys.bindings("details")
 
-    def __init__(self, text: Text) -> None:
+    def __init__(self, text: Text, copy_lines: list[str] | None = None) -> None:
         super().__init__()
         self.text = text
+        self.copy_lines = copy_lines or []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
@@ -65,6 +72,13 @@ class DetailScreen(ModalScreen[str | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_copy_connect(self) -> None:
+        if not self.copy_lines:
+            self.app.bell()
+            return
+        self.app.copy_to_clipboard("\n".join(self.copy_lines) + "\n")
+        self.app.notify(f"copied {len(self.copy_lines)} lines (OSC 52: your terminal's clipboard, over SSH too)")
 
     def action_go(self, where: str) -> None:
         self.dismiss(where)
