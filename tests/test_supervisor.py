@@ -314,3 +314,35 @@ def test_unhealthy_stopping_and_sigkill_escalation(deck):
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_a_server_started_by_the_seed_scripts_is_adopted_not_orphaned(make_deck, llama_server):
+    """manage.sh/deploy.sh write run/<model>.pid as two lines (PID, port). A live llama-server on
+    that port is adopted: shown, given an identity (lines 1-2 kept for the seed's scripts), and
+    stoppable; nothing of the user's is removed."""
+    srv = llama_server()
+    reg = make_deck({"glm-5": {"default_port": srv.port}})
+    reg.run_dir.mkdir(parents=True, exist_ok=True)
+    pf = reg.run_dir / "glm-5.pid"
+    pf.write_text(f"{srv.proc.pid}\n{srv.port}\n")
+    st = supervisor.state_of(reg, "glm-5")
+    assert st.state == "ready" and st.pid == srv.proc.pid and st.port == srv.port and st.last_error is None
+    lines = pf.read_text().splitlines()
+    assert lines[:2] == [str(srv.proc.pid), str(srv.port)]  # what the seed's scripts read
+    ident = json.loads(lines[2])
+    assert ident["start_since_boot"] > 0 and os.path.basename(ident["cmdline"][0]).startswith("llama-server")
+    assert supervisor.state_of(reg, "glm-5").state == "ready"  # and from now on by start time
+    # a seed file naming a llama-server on another port is not adopted (nor signalled)
+    other = make_deck({"qwen3.5": {"default_port": free_port()}}, file="other.json")
+    other.run_dir.mkdir(parents=True, exist_ok=True)
+    (other.run_dir / "qwen3.5.pid").write_text(f"{srv.proc.pid}\n{srv.port + 1}\n")
+    st2 = supervisor.state_of(other, "qwen3.5")
+    assert st2.state == "stopped" and "is not a llama-server on port" in st2.last_error
+    supervisor.stop(other, "qwen3.5")
+    assert srv.proc.poll() is None
+    # llmdeck stops the adopted one like its own
+    st = supervisor.stop(reg, "glm-5", grace=10)
+    assert srv.proc.wait(timeout=15) is not None and st.state in ("stopped", "crashed")
+    assert not pf.exists()

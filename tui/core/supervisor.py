@@ -111,7 +111,12 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
     except psutil.AccessDenied:
         return False, f"pid {rec.pid} belongs to another user"
     if rec.create_time is None and rec.start_since_boot is None and not rec.cmdline:
-        return False, f"pid file has no identity (seed format); pid {rec.pid} ({pname}) not adopted"
+        # the seed's two-line file (manage.sh/deploy.sh): adopted when that PID is a
+        # llama-server serving the recorded port; state_of then writes its identity
+        if _serves_port(cmd, rec.port):
+            return True, None
+        return False, (f"pid file has no identity (seed format) and pid {rec.pid} ({pname}) is not a "
+                       f"llama-server on port {rec.port}: not adopted")
     since_boot, boot_id = runfiles.process_start(rec.pid) if rec.start_since_boot is not None else (None, None)
     if since_boot is not None:
         if rec.boot_id and boot_id and rec.boot_id != boot_id:
@@ -127,6 +132,35 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
     if rec.cmdline and cmd and not _same_command(cmd, rec.cmdline):
         return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
     return True, None
+
+
+def _serves_port(cmd: list[str], port: int | None) -> bool:
+    """A llama-server command line whose ``--port`` is ``port``."""
+    if not cmd or port is None or not os.path.basename(cmd[0]).startswith("llama-server"):
+        return False
+    for i, a in enumerate(cmd):
+        if a == "--port" and i + 1 < len(cmd):
+            return cmd[i + 1] == str(port)
+        if a.startswith("--port="):
+            return a.split("=", 1)[1] == str(port)
+    return port == 8080  # llama-server's default port
+
+
+def _adopt_seed_record(registry: Registry, name: str, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> None:
+    """Give a seed-format pid file of a live llama-server its identity (lines 1 and 2 stay as
+    the seed's scripts read them), so later checks compare start times like our own."""
+    try:
+        p = psutil.Process(rec.pid)
+        rec.create_time, rec.cmdline = p.create_time(), p.cmdline()
+    except psutil.Error:
+        return
+    rec.start_since_boot, rec.boot_id = runfiles.process_start(rec.pid)
+    rec.started_at = rec.create_time
+    rec.engine = "llama-server"
+    rec.log = str(registry.log_file(name))
+    rec.base_url = f"http://127.0.0.1:{rec.port}/v1"
+    rec.health_url = f"http://127.0.0.1:{rec.port}/health"
+    runfiles.write_atomic(rd.pid, rec.dumps())
 
 
 def _same_command(actual: list[str], launched: list[str]) -> bool:
@@ -196,6 +230,8 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
     state_rec = runfiles.read_json(rd.state) or {}
     if rec is not None:
         same, why = _alive_same(rec)
+        if same and rec.create_time is None and rec.start_since_boot is None and not rec.cmdline:
+            _adopt_seed_record(registry, name, rd, rec)
         if not same and why:
             # stale or recycled: report and clean up, never signal that process
             runfiles.unlink(rd.pid)
