@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from tui.ui import keys
 from tui.ui.widgets.format import STATE_STYLE, human_duration
@@ -69,6 +69,7 @@ class DetailScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
             yield Static(self.text, id="detail-text")
+        yield Footer(compact=True)  # this screen's keys (ctrl+o copy, l, c, esc), not the main screen's
 
     def action_close(self) -> None:
         self.dismiss(None)
