@@ -363,3 +363,29 @@ async def test_content_parts_are_read_as_text(server):
     async with ChatClient(server.base_url, model="m") as c:
         evs = await run(c)
     assert evs[0] == Content("Hello") and evs[-1].finish_reason == "stop"
+
+
+async def test_regenerate_forgets_the_last_exchange_with_its_tool_calls(server):
+    call = {"id": "call_1", "type": "function", "index": 0,
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    server.queue(CHAT,
+                 Reply(body=sse(vllm({"content": "Hello."}), vllm(finish="stop"))),
+                 Reply(body=sse(vllm({"tool_calls": [call]}), vllm(finish="tool_calls"))),
+                 Reply(body=sse(vllm({"content": "Rainy."}), vllm(finish="stop"))),
+                 Reply(body=sse(vllm({"content": "Snowy."}), vllm(finish="stop"))))
+    async with ChatClient(server.base_url, model="m") as c:
+        conv = Conversation(c, tools=WEATHER)
+        assert conv.drop_last_exchange() is None  # nothing asked yet
+        [e async for e in conv.send("Hi")]
+        [e async for e in conv.send("Weather in Oslo?")]
+        conv.add_tool_result("call_1", "rain")
+        [e async for e in conv.send()]
+        assert len(conv.messages) == 6 and len(conv.turns) == 3
+        text = conv.drop_last_exchange()
+        assert text == "Weather in Oslo?" and len(conv.turns) == 1
+        assert conv.messages == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+        [e async for e in conv.send(text)]
+    last = server.chat_requests()[-1]["json"]["messages"]
+    assert last == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                    {"role": "user", "content": "Weather in Oslo?"}]  # the old reply and tool result gone
+    assert conv.last.content == "Snowy."

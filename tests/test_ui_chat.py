@@ -233,3 +233,19 @@ async def test_a_long_reply_is_frozen_in_segments_and_kept_whole(tmp_path, monke
         frozen = "".join(md.frozen)
         assert frozen + md.tail == text  # no character lost or doubled
         assert frozen.count("```") % 2 == 0  # every fence closed inside its segment
+
+
+async def test_ctrl_r_regenerates_the_last_answer(tmp_path, monkeypatch):
+    app, be, session = chat_app(tmp_path, monkeypatch, [F.reply(content="First try."),
+                                                        F.reply(content="Second try.")])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_chat(pilot, app)
+        await pilot.press("ctrl+r")  # nothing asked yet
+        assert any("nothing to regenerate" in n.message for n in app._notifications)
+        await send(pilot, "a haiku")
+        await wait_until(pilot, lambda: not pane.generating and "First" in pane.last_answer)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not pane.generating and "Second" in pane.last_answer, what="regenerated")
+        assert session.regenerated == 1 and session.sent == ["a haiku"]  # asked again, not re-typed
+        users = [b.text for b in pane.turns.blocks if isinstance(b, UserBlock)]
+        assert users == ["a haiku", "a haiku  ↻ again (the answer above is forgotten)"]

@@ -69,6 +69,14 @@ async def test_start_ready_chat_cancel_quit_adopt_stop(real_registry):
         stats = pane.turn.stats.plain()
         assert "tok/s" in stats and "tokens" in stats, stats
         assert [m["role"] for m in pane.session.history] == ["user", "assistant"]
+        # ctrl+r asks the same prompt again through the real client; the old answer is forgotten
+        first = pane.turn
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: pane.turn is not first and not pane.generating, timeout=150,
+                         what="regenerated answer")
+        assert pane.turn.content.strip()
+        assert [m["role"] for m in pane.session.history] == ["user", "assistant"]
+        assert pane.session.history[-1]["content"] == pane.turn.content
         # esc cancels a long reply; what arrived is kept
         pane.session.max_tokens = None
         pane.session._conversation().max_tokens = 400

@@ -174,6 +174,12 @@ class FakeChatSession:
         self.tool_results_sent.append(dict(results))
         return self._play()
 
+    def regenerate(self):
+        if not self.sent:
+            return None
+        self.regenerated = getattr(self, "regenerated", 0) + 1
+        return self.sent[-1], self._play()
+
     def reset(self) -> None:
         self.resets += 1
 

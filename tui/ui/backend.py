@@ -74,6 +74,13 @@ class ChatSession:
         """The reply to a new user message, as core chat events."""
         return self._run(text)
 
+    def regenerate(self) -> tuple[str, object] | None:
+        """(the last prompt, the new reply's events) after forgetting the last reply; None when
+        nothing was asked yet."""
+        conv = self._conversation()
+        text = conv.drop_last_exchange()
+        return None if text is None else (text, self._run(text))
+
     def tool_results(self, results: dict[str, str]):
         """Answer the last reply's tool calls (id → result text) and continue."""
         conv = self._conversation()

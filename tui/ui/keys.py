@@ -139,6 +139,8 @@ ACTIONS: tuple[Action, ...] = (
            binding=False, palette=False),
     Action("chat_cancel", "escape", "cancel", "Cancel the running generation", "chat", label="cancel"),
     Action("chat_new", "ctrl+n", "new_chat", "New chat", "chat", label="new"),
+    Action("chat_regenerate", "ctrl+r", "regenerate", "Regenerate the last answer (the model forgets the old one)",
+           "chat", label="regenerate"),
     Action("chat_thinking", "ctrl+t", "toggle_thinking", "Thinking on/off (next request)", "chat",
            label="thinking"),
     Action("chat_thoughts", "ctrl+y", "toggle_thoughts", "Expand/collapse the thoughts", "chat",

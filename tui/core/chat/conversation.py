@@ -86,6 +86,21 @@ class Conversation:
             out.append(m)
         return out
 
+    def drop_last_exchange(self) -> str | None:
+        """Forget the last user message and everything after it (the reply, its tool calls and
+        results), for a regenerate: returns that message's text to send again, or None when
+        there is no user message."""
+        idx = max((i for i, m in enumerate(self.messages) if m.get("role") == "user"), default=-1)
+        if idx < 0:
+            return None
+        text = self.messages[idx].get("content")
+        del self.messages[idx:]
+        while self.turns and self.turns[-1].prompt is None:  # continuations after tool results
+            self.turns.pop()
+        if self.turns:
+            self.turns.pop()
+        return text if isinstance(text, str) else None
+
     def add_tool_result(self, tool_call_id: str, content: Any) -> None:
         """Answer a tool call; ``content`` that is not a string is sent as JSON."""
         if not isinstance(content, str):

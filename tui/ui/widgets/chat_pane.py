@@ -332,6 +332,27 @@ class ChatPane(Vertical):
         if message:
             self.notify(message, severity="warning", timeout=8)
 
+    async def action_regenerate(self) -> None:
+        """Ask the last prompt again; the old answer stays on screen, marked, but the model's
+        history drops it (and any tool calls and results that followed it)."""
+        if self.generating:
+            self.app.bell()
+            return
+        if not self.ready:
+            self.notify(f"{self.model} is not ready: press s to start it (m then s from the chat)",
+                        severity="warning")
+            return
+        again = self.session.regenerate()
+        if again is None:
+            self.notify("nothing to regenerate yet", severity="warning")
+            return
+        text, stream = again
+        self.pending_tools.clear()
+        self.tool_results.clear()
+        self.prompt.placeholder = "message… (enter sends)"
+        self.turns.add(UserBlock(f"{text}  ↻ again (the answer above is forgotten)"))
+        await self._run(lambda: stream)
+
     async def action_new_chat(self) -> None:
         if self.generating:
             self.workers.cancel_group(self, "chat")
