@@ -447,3 +447,35 @@ async def test_starting_a_server_open_to_the_network_without_a_key_warns(tmp_pat
         await wait_until(pilot, lambda: any("smollm2' listens on 0.0.0.0:8010 with no API key" in n.message
                                             for n in app._notifications), what="the warning")
         assert ("start", "smollm2") in be.calls
+
+
+async def test_models_json_edited_while_running_is_reloaded(tmp_path, monkeypatch):
+    """Edits of models.json show up (added, removed, changed models); a broken edit is one
+    notification and the last good registry stays in use."""
+    import json
+
+    app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
+    path = tmp_path / "models.json"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: "glm-5" in app.states, what="first poll")
+        raw = json.loads(path.read_text())
+        raw["models"]["tiny-new"] = {"model_path": "smollm2.gguf", "default_port": 8123}
+        raw["models"]["smollm2"]["default_port"] = 8124
+        path.write_text(json.dumps(raw))
+        await wait_until(pilot, lambda: "tiny-new" in app.table._rows, what="new row")
+        assert "tiny-new" in app.registry.models and be.registry is app.registry
+        assert row_text(app, "smollm2")[4] == "8124"
+        notes = [n.message for n in app._notifications]
+        assert any("models.json reloaded: added tiny-new; changed smollm2" in n for n in notes), notes
+        assert "5 models" in str(app.title_bar.render())
+        # a broken edit: one line, the last good registry stays
+        path.write_text("{ broken")
+        await wait_until(pilot, lambda: any("still using the last good models.json" in n.message
+                                            for n in app._notifications), what="error notified")
+        assert "tiny-new" in app.table._rows and "tiny-new" in app.registry.models
+        # removing a running model: it leaves the table, and the user is told its server still runs
+        del raw["models"]["glm-5"]
+        path.write_text(json.dumps(raw))
+        await wait_until(pilot, lambda: "glm-5" not in app.table._rows, what="row removed")
+        notes = [n.message for n in app._notifications]
+        assert any("glm-5 was removed from models.json but its server still runs" in n for n in notes), notes

@@ -42,8 +42,8 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from textual.worker import get_current_worker
 
 from tui.ui import keys
-from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, StatesPolled,
-                             StopAllDone, TelemetrySampled)
+from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, RegistryReloaded,
+                             StatesPolled, StopAllDone, TelemetrySampled)
 from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
 from tui.ui.widgets.log_pane import LogPane
@@ -408,11 +408,19 @@ class LlmdeckApp(App):
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def _poll_states(self) -> None:
+        from tui.ui.backend import RegistryWatch
+
         worker = get_current_worker()
+        watch = RegistryWatch(self.registry.path)
         last_full = 0.0
         fast: list[str] = []
         while not worker.is_cancelled:
             now = time.monotonic()
+            changed = watch.check()  # models.json edited: reloaded on the UI thread
+            if changed is not None:
+                kind, what = changed
+                self.post_message(RegistryReloaded(registry=what) if kind == "ok" else
+                                  RegistryReloaded(problems=what))
             try:
                 if fast and now - last_full < self.status_interval:
                     self.post_message(StatesPolled([self.backend.state_of(n) for n in fast], partial=True))
@@ -438,6 +446,8 @@ class LlmdeckApp(App):
             return
         changed_selected = False
         for st in message.states:
+            if st.name not in self.registry.models:  # polled just before models.json was reloaded
+                continue
             old = self.states.get(st.name)
             self.states[st.name] = st
             if st.name == self.selected and (old is None or old.state != st.state):
@@ -452,6 +462,48 @@ class LlmdeckApp(App):
         if changed_selected:
             self.refresh_bindings()
         self._update_chat_state()
+
+    def on_registry_reloaded(self, message: RegistryReloaded) -> None:
+        """models.json changed: show the new models (servers keep running), or say why not."""
+        if not self._alive():
+            return
+        where = short_path(self.registry.path)
+        if message.problems:
+            more = f" (and {len(message.problems) - 1} more: llmdeck check)" if len(message.problems) > 1 else ""
+            self.notify(f"{message.problems[0]}{more} — still using the last good {where}",
+                        severity="error", timeout=15)
+            return
+        reg, old = message.registry, self.registry.models
+        added = [n for n in reg.models if n not in old]
+        removed = [n for n in old if n not in reg.models]
+        changed = [n for n in reg.models if n in old and reg.models[n] != old[n]]
+        if not (added or removed or changed or reg.settings != self.registry.settings):
+            return
+        still_running = [self.states[n] for n in removed if self.states.get(n) and self.states[n].running]
+        self.registry = reg
+        self.backend.registry = reg
+        for n in added:
+            self.files[n] = "unknown"
+        for n in removed:
+            self.states.pop(n, None)
+            self.files.pop(n, None)
+        self.table.show(self._visible(), {n: self._row(n) for n in reg.models})
+        self._select(self.table.selected)
+        self._update_title()
+        self._load_files()
+        good, problems = keys.keymap_problems(reg.settings.keymap)
+        if good != self.user_keymap:
+            self.user_keymap = good
+            self.set_keymap(good)
+        for problem in problems:
+            self.notify(f"{where}: {problem}", severity="warning", timeout=12)
+        what = [f"{label} {', '.join(names)}" for label, names in
+                (("added", added), ("removed", removed), ("changed", changed)) if names]
+        self.notify(f"{where} reloaded: {'; '.join(what) or 'settings changed'}")
+        for st in still_running:
+            self.notify(f"{st.name} was removed from {where} but its server still runs (pid {st.pid}, port "
+                        f"{st.port}): add it back to manage it from llmdeck", severity="warning", timeout=15)
+        self.poll_now()
 
     def _transition(self, old, new, first: bool) -> None:
         if new.state == "ready" and (old is None or old.state != "ready"):

@@ -105,6 +105,36 @@ class ChatSession:
         return list(self._conv.messages) if self._conv is not None else []
 
 
+class RegistryWatch:
+    """Notices edits of models.json (by hand, ``llmdeck add/edit``, another TUI) from the
+    status thread: ``check()`` is a ``stat`` when nothing changed, and on a change returns
+    ``("ok", Registry)`` or ``("error", [one line per problem])`` — the last good registry stays
+    in use then, and the same broken file is reported once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def check(self) -> tuple[str, Any] | None:
+        from tui.core import registry as registry_mod
+
+        stamp = self._stamp()
+        if stamp == self.stamp:
+            return None
+        self.stamp = stamp
+        try:
+            return "ok", registry_mod.load(self.path)
+        except registry_mod.RegistryError as exc:
+            return "error", [f"{exc.path}: {p}" for p in exc.problems] or [str(exc)]
+
+
 class Backend:
     """The real core: ``tui.core.supervisor``, logs, model files, telemetry, chat, downloads.
 

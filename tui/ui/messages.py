@@ -91,3 +91,12 @@ class DownloadPlanned(Message):
         self.plan = plan
         self.error = error
         self.fit = fit  # memfit.Fit: will it fit this machine's memory (None when not known)
+
+
+class RegistryReloaded(Message):
+    """models.json changed on disk: the new registry, or the problems that keep the old one."""
+
+    def __init__(self, registry: Any = None, problems: list[str] | None = None) -> None:
+        super().__init__()
+        self.registry = registry
+        self.problems = problems or []
