@@ -447,3 +447,28 @@ async def test_the_watcher_stamps_a_first_token_that_arrives_while_the_loop_is_b
     assert await _answer_slowly(True, monkeypatch) < 0.1
     assert sys.getswitchinterval() == interval  # restored when the client closes
     assert await _answer_slowly(False, monkeypatch) >= 0.3  # without it: when the loop got to it
+
+
+async def test_the_watcher_stamps_the_kernels_receive_time_not_its_own_wake_up(monkeypatch):
+    """On saturated cores the watcher thread can run well after the bytes landed: the stamp is
+    the kernel's receive time (SO_TIMESTAMPNS), so a watcher that is 150 ms late changes nothing."""
+    import select as select_mod
+    import time
+
+    real_epoll = select_mod.epoll
+
+    class LateEpoll:
+        def __init__(self):
+            self.ep = real_epoll()
+
+        def __getattr__(self, name):
+            return getattr(self.ep, name)
+
+        def poll(self, timeout=-1, maxevents=-1):
+            events = self.ep.poll(timeout, maxevents)
+            if events:
+                time.sleep(0.15)  # woken, but scheduled late
+            return events
+
+    monkeypatch.setattr(bclient.select, "epoll", LateEpoll)
+    assert await _answer_slowly(True, monkeypatch) < 0.02
