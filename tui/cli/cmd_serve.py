@@ -16,7 +16,6 @@ from tui.cli.main import registry_path
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
 
 DEFAULT_PORT = 8888
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def exposure_warning(host: str, port: int, key: str | None) -> str | None:
     """The warning for a router reachable beyond this machine without a key (None: no warning)."""
-    if key or host in LOOPBACK or host.startswith("127."):
+    from tui.core.registry import is_loopback
+
+    if key or is_loopback(host):
         return None
     return (f"serving on {host}:{port} without an API key: anyone who can reach this port can use every "
             "running model; pass --api-key-env NAME")

@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tui.core.registry import Model
+from tui.core.registry import Model, is_loopback
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,7 @@ class Connect:
             out += ["# from your laptop, keep this running:", self.ssh,
                     f"base URL there: {self.laptop_base_url}"]
         if self.direct_url:
-            out.append(f"or directly (it listens on {self.direct_url.split('//')[1].split('/')[0]}): "
-                       f"{self.direct_url}")
+            out.append(f"or directly (it listens on {urlsplit(self.direct_url).netloc}): {self.direct_url}")
         out += ["# try it:", self.curl, "# OpenAI SDKs:", self.env]
         return out
 
@@ -50,7 +49,7 @@ def connect(model: Model, base_url: str, *, ssh_host: str | None = None) -> Conn
     u = urlsplit(base_url)
     port = u.port
     host = (model.host or "127.0.0.1").strip("[]")
-    local = host == "localhost" or host == "::1" or host.startswith("127.")
+    local = is_loopback(host)
     ssh = laptop = direct = None
     if model.engine != "external" and port:
         name = socket.gethostname()

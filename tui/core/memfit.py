@@ -21,7 +21,7 @@ and the kernel's available RAM. The verdict is one of ``fits in VRAM``, ``fits i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: bytes per element of llama.cpp's KV cache types (block size 32 for the quantised ones)
 CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
@@ -48,7 +48,11 @@ class Fit:
     ctx: int | None
     machine: Machine
     verdict: str  # "vram" | "vram+ram" | "no"
-    line: str = field(default="")  # the one line to show
+
+    @property
+    def line(self) -> str:
+        """The one line to show."""
+        return describe(self)
 
     def to_json(self) -> dict:
         return {"weights_bytes": self.weights, "kv_bytes": self.kv, "kv_note": self.kv_note, "ctx": self.ctx,
@@ -136,8 +140,23 @@ def estimate(weights: int, header, params: dict | None, mach: Machine) -> Fit:
         verdict = "vram+ram"
     else:
         verdict = "no"
-    fit = Fit(weights, kv, note, ctx, mach, verdict)
-    return Fit(weights, kv, note, ctx, mach, verdict, describe(fit))
+    return Fit(weights, kv, note, ctx, mach, verdict)
+
+
+def of_plan(plan, model) -> Fit:
+    """The fit of a download plan's files (sizes and header from the plan), on this machine now."""
+    return estimate(plan.total_bytes, plan.header, model.params, machine())
+
+
+def of_files(files, model) -> Fit:
+    """The fit of model files on disk (header read from the first: shard 1), on this machine now."""
+    from tui.core.downloads import gguf
+
+    try:
+        header = gguf.read_model(files[0])
+    except (OSError, gguf.GGUFError):
+        header = None
+    return estimate(sum(f.stat().st_size for f in files), header, model.params, machine())
 
 
 def _gb(n: float) -> str:

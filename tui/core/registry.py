@@ -94,6 +94,12 @@ def _is_type(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether an address to bind is reachable from this machine only (127.x, ::1, localhost)."""
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def did_you_mean(word: str, choices: Iterator[str] | list[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -182,10 +188,7 @@ class Model:
     def exposure(self) -> str | None:
         """One line when this server would listen beyond this machine with no API key (``start``,
         ``check`` and the TUI show it; it does not stop the start: a trusted LAN is a choice)."""
-        if self.engine == "external" or self.api_key_env:
-            return None
-        host = self.host.strip("[]").lower()
-        if host == "localhost" or host == "::1" or host.startswith("127."):
+        if self.engine == "external" or self.api_key_env or is_loopback(self.host):
             return None
         if any(a.startswith("--api-key") for a in self.extra_args) or self.params.get("api_key"):
             return None

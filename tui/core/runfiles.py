@@ -89,6 +89,16 @@ class PidRecord:
     base_url: str | None = None
     health_url: str | None = None
 
+    @property
+    def timed(self) -> bool:
+        """It records when its process started (since boot, or on the wall clock)."""
+        return self.start_since_boot is not None or self.create_time is not None
+
+    @property
+    def seed_format(self) -> bool:
+        """The seed scripts' two-line file: a PID and a port, nothing to identify the process by."""
+        return not self.timed and not self.cmdline
+
     def dumps(self) -> str:
         ident = {k: v for k, v in asdict(self).items() if k not in ("pid", "port")}
         return f"{self.pid}\n{self.port if self.port is not None else ''}\n{json.dumps(ident)}\n"

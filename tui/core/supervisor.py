@@ -110,7 +110,7 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
         return False, None
     except psutil.AccessDenied:
         return False, f"pid {rec.pid} belongs to another user"
-    if rec.create_time is None and rec.start_since_boot is None and not rec.cmdline:
+    if rec.seed_format:
         # the seed's two-line file (manage.sh/deploy.sh): adopted when that PID is a
         # llama-server serving the recorded port; state_of then writes its identity
         if _serves_port(cmd, rec.port):
@@ -125,7 +125,7 @@ def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
             return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
     elif rec.create_time is not None and abs(ctime - rec.create_time) > WALL_SLACK_S:
         return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
-    if rec.cmdline and not cmd and rec.start_since_boot is None and rec.create_time is None:
+    if rec.cmdline and not cmd and not rec.timed:
         return False, f"pid {rec.pid} ({pname}) shows no command line to compare"
     # an empty command line is a process in the middle of exec (the kernel sets the new
     # arguments after it lets the parent go on): its start time above has already matched
@@ -230,7 +230,7 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
     state_rec = runfiles.read_json(rd.state) or {}
     if rec is not None:
         same, why = _alive_same(rec)
-        if same and rec.create_time is None and rec.start_since_boot is None and not rec.cmdline:
+        if same and rec.seed_format:
             _adopt_seed_record(registry, name, rd, rec)
         if not same and why:
             # stale or recycled: report and clean up, never signal that process
