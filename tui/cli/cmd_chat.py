@@ -262,17 +262,12 @@ def _repl(conv, renderer, json_mode: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli.main import load_registry
-    from tui.core.registry import UnknownModel
+    from tui.cli.main import load_model
 
-    reg = load_registry(args)
-    if reg is None:
+    found = load_model(args)
+    if found is None:
         return EXIT_USAGE
-    try:
-        model = reg.get(args.model)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
+    reg, model = found
     tools = None
     if args.tools:
         from tui.core.chat.tools import ToolsError, load_tools

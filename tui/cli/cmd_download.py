@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from tui.cli.main import load_registry
+from tui.cli.main import load_model
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, is_tty, warn
 
 
@@ -178,16 +178,10 @@ class _RichReporter:
 
 
 def cmd_download(args) -> int:
-    reg = load_registry(args)
-    if reg is None:
+    found = load_model(args)
+    if found is None:
         return EXIT_USAGE
-    from tui.core.registry import UnknownModel
-
-    try:
-        model = reg.get(args.model)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
+    reg, model = found
     if model.engine == "external":
         error(f"model '{model.name}' is engine external (a server elsewhere): there is nothing to download")
         return EXIT_USAGE
@@ -218,7 +212,7 @@ def cmd_download(args) -> int:
 
     from tui.core import memfit
 
-    fit = memfit.estimate(plan.total_bytes, plan.header, model.params, memfit.machine())
+    fit = memfit.of_plan(plan, model)
     if args.json:
         print(json.dumps({"event": "plan", **plan.to_dict(), "memory": fit.to_json()}), flush=True)
     else:

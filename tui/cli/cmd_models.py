@@ -104,8 +104,8 @@ def cmd_check(args) -> int:
             error(p)
         return EXIT_USAGE
     for m in reg.models.values():
-        if m.exposure():
-            warn(m.exposure())
+        if exposed := m.exposure():
+            warn(exposed)
     print(f"{reg.path}: ok ({len(reg.models)} models)")
     return EXIT_OK
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tui.cli.main import load_registry
+from tui.cli.main import load_model, load_registry
 from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, info, warn,
                             print_json, table)
 
@@ -81,16 +81,11 @@ def cmd_connect(args) -> int:
 
     from tui.core import supervisor
     from tui.core.connect import connect
-    from tui.core.registry import UnknownModel
 
-    reg = load_registry(args)
-    if reg is None:
+    found = load_model(args)
+    if found is None:
         return EXIT_USAGE
-    try:
-        model = reg.get(args.model)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
+    reg, model = found
     spec = supervisor.endpoints(reg, model.name)
     if not spec.base_url:
         error(f"model '{model.name}' has no port: set default_port in {reg.path}")
@@ -124,8 +119,8 @@ def cmd_start(args) -> int:
     if reg is None:
         return EXIT_USAGE
     model = reg.models.get(args.model)
-    if model is not None and model.exposure():
-        warn(model.exposure())
+    if model is not None and (exposed := model.exposure()):
+        warn(exposed)
     try:
         if args.dry_run:
             spec = supervisor.launch_spec(reg, args.model, quant=args.quant, port=args.port,
@@ -156,13 +151,8 @@ def _memory_line(reg, name: str, spec) -> None:
     if model.engine != "llama-server" or not files:
         return
     from tui.core import memfit
-    from tui.core.downloads import gguf
 
-    try:
-        header = gguf.read_model(files[0])
-    except (OSError, gguf.GGUFError):
-        header = None
-    info(memfit.estimate(sum(f.stat().st_size for f in files), header, model.params, memfit.machine()).line)
+    info(memfit.of_files(files, model).line)
 
 
 def _wait(reg, name: str, timeout: float | None) -> int:

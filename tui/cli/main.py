@@ -64,6 +64,20 @@ def load_registry(args: argparse.Namespace):
         return None
 
 
+def load_model(args: argparse.Namespace):
+    """(registry, the model ``args.model`` names), or None after printing why (the caller exits 2)."""
+    from tui.core.registry import UnknownModel
+
+    reg = load_registry(args)
+    if reg is None:
+        return None
+    try:
+        return reg, reg.get(args.model)
+    except UnknownModel as exc:
+        error(str(exc))
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

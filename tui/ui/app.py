@@ -199,10 +199,17 @@ class LlmdeckApp(App):
         self._mount_lock = asyncio.Lock()
         self._pending_pane: str | None = None  # a pane asked for before the panes were mounted
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
-        # settings.keymap of models.json: the entries that can be applied; problems shown on mount
-        self.user_keymap, self.keymap_problems = keys.keymap_problems(registry.settings.keymap)
-        if self.user_keymap:
-            self.set_keymap(self.user_keymap)
+        self.user_keymap: dict[str, str] = {}
+        self.keymap_problems = self._apply_keymap(registry)  # shown on mount
+
+    def _apply_keymap(self, registry) -> list[str]:
+        """Use settings.keymap of models.json: the entries that can be applied are; returns one
+        line per entry that cannot (those are skipped)."""
+        good, problems = keys.keymap_problems(registry.settings.keymap)
+        if good != self.user_keymap:
+            self.user_keymap = good
+            self.set_keymap(good)
+        return problems
 
     # -- layout --------------------------------------------------------------------------
 
@@ -491,11 +498,7 @@ class LlmdeckApp(App):
         self._select(self.table.selected)
         self._update_title()
         self._load_files()
-        good, problems = keys.keymap_problems(reg.settings.keymap)
-        if good != self.user_keymap:
-            self.user_keymap = good
-            self.set_keymap(good)
-        for problem in problems:
+        for problem in self._apply_keymap(reg):
             self.notify(f"{where}: {problem}", severity="warning", timeout=12)
         what = [f"{label} {', '.join(names)}" for label, names in
                 (("added", added), ("removed", removed), ("changed", changed)) if names]
@@ -700,8 +703,8 @@ class LlmdeckApp(App):
             self._transition(old, message.state, first=False)
         if message.verb in ("start", "restart") and not message.error:
             model = self.registry.models.get(message.name)
-            if model is not None and model.exposure():
-                self.notify(model.exposure(), severity="warning", timeout=12)
+            if model is not None and (exposed := model.exposure()):
+                self.notify(exposed, severity="warning", timeout=12)
         if message.verb == "delete_files":
             if not message.error:
                 self.notify(f"{message.name}: downloaded files deleted")

@@ -268,7 +268,7 @@ class Backend:
         """Will the planned model fit this machine's VRAM + RAM (reads NVML and psutil now)."""
         from tui.core import memfit
 
-        return memfit.estimate(plan.total_bytes, plan.header, self.registry.get(name).params, memfit.machine())
+        return memfit.of_plan(plan, self.registry.get(name))
 
     def download_run(self, plan, on_progress, cancel):
         """Run a plan to the end (or until ``cancel`` is set); returns the core's Result."""

@@ -149,10 +149,7 @@ class FollowLog(Log):
 
     @property
     def parent_pane(self) -> "LogPane | None":
-        node = self.parent
-        while node is not None and not isinstance(node, LogPane):
-            node = node.parent
-        return node
+        return _pane_of(self)
 
     def _user_up(self) -> None:
         pane = self.parent_pane
@@ -234,11 +231,17 @@ class SearchInput(Input):
     BINDINGS = [Binding("escape", "close", "clear search")]
 
     def action_close(self) -> None:
-        node = self.parent
-        while node is not None and not isinstance(node, LogPane):
-            node = node.parent
-        if node is not None:
-            node.close_search()
+        pane = _pane_of(self)
+        if pane is not None:
+            pane.close_search()
+
+
+def _pane_of(widget) -> "LogPane | None":
+    """The LogPane a widget sits in."""
+    node = widget.parent
+    while node is not None and not isinstance(node, LogPane):
+        node = node.parent
+    return node
 
 
 class LogPane(Vertical):
@@ -271,7 +274,6 @@ class LogPane(Vertical):
         self.feed: LogFeed | None = None
         self.paused = False
         self.lines_written = 0
-        self.search: re.Pattern | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-top"):
@@ -389,12 +391,16 @@ class LogPane(Vertical):
         self.log.focus()
 
     @property
+    def search(self) -> re.Pattern | None:
+        """The search pattern (None: no search); the highlighter that draws the matches holds it."""
+        return self.log.highlighter.search
+
+    @property
     def searching(self) -> bool:
         return self.search is not None
 
     def _set_search(self, query: str) -> None:
-        self.search = search_pattern(query)
-        self.log.highlighter.search = self.search
+        self.log.highlighter.search = search_pattern(query)
         self.log.current_line = None
         self.log.refresh()
         self._search_info()
