@@ -17,6 +17,10 @@ Rounds alternate direct / router (ABBA order) and the medians are reported. The 
 each run in their own process (as ``llmdeck serve`` would); the client is aiohttp in this one.
 The router, backend and client use uvloop where installed (as ``llmdeck serve`` does).
 Run: ``.venv/bin/python benchmarks/bench_router.py`` (about a minute; ``--skip-llama``: 25 s).
+
+A request that fails (any non-200 answer, such as a 502 from the router, or a stream without
+``[DONE]``) is printed and makes the run exit 1: the router must not fail requests a backend
+would have served. The client itself retries a connection the server dropped before answering.
 """
 
 from __future__ import annotations
@@ -56,7 +60,13 @@ def free_port() -> int:
 # --- the fake backend (its own process) -------------------------------------------------------
 
 def run_fake_backend(port: int) -> None:
+    """The llama-server-shaped backend. Also used by tests/test_router_faults.py: ``"stream": false``
+    answers one ``chat.completion`` after the same prefill and per-token time, and ``GET /stats``
+    counts requests, answers completed, and disconnects (a client that went away before the end:
+    the handler is cancelled, as vLLM and SGLang stop generating)."""
     from aiohttp import web
+
+    stats = {"requests": 0, "completed": 0, "disconnects": 0, "max_body": 0}
 
     def chunk(delta: dict, finish=None) -> bytes:
         return b"data: " + json.dumps({
@@ -68,9 +78,15 @@ def run_fake_backend(port: int) -> None:
     token = chunk({"content": " token"})
     last = chunk({}, "length") + b"data: [DONE]\n\n"
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        n = int(body.get("max_tokens", FAKE_TOKENS))
+    async def generate(request: web.Request, body: dict, n: int) -> web.StreamResponse:
+        if not body.get("stream", True):
+            await asyncio.sleep(FAKE_PREFILL_S + n * FAKE_TOKEN_S)
+            return web.json_response({
+                "choices": [{"finish_reason": "length", "index": 0,
+                             "message": {"role": "assistant", "content": " token" * n}}],
+                "created": 1767225600, "id": "chatcmpl-0123456789abcdef0123456789abcdef",
+                "model": body.get("model"), "object": "chat.completion",
+                "usage": {"completion_tokens": n, "prompt_tokens": 1, "total_tokens": n + 1}})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         await asyncio.sleep(FAKE_PREFILL_S)
@@ -84,15 +100,32 @@ def run_fake_backend(port: int) -> None:
         await resp.write_eof()
         return resp
 
+    async def chat(request: web.Request) -> web.StreamResponse:
+        stats["requests"] += 1
+        raw = await request.read()
+        stats["max_body"] = max(stats["max_body"], len(raw))
+        body = json.loads(raw)
+        try:
+            resp = await generate(request, body, int(body.get("max_tokens", FAKE_TOKENS)))
+        except (asyncio.CancelledError, ConnectionResetError):
+            stats["disconnects"] += 1
+            raise
+        stats["completed"] += 1
+        return resp
+
     async def health(request):
         return web.json_response({"status": "ok"})
 
-    app = web.Application()
+    async def get_stats(request):
+        return web.json_response(stats)
+
+    app = web.Application(client_max_size=64 << 20)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/health", health)
+    app.router.add_get("/stats", get_stats)
 
     async def main():
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
         await asyncio.Event().wait()
@@ -148,6 +181,7 @@ async def one_round(base: str, n_tokens: int, extra: dict | None = None) -> dict
         body = {"model": "bench", "messages": [{"role": "user", "content": "Tell me about the sea."}],
                 "max_tokens": n_tokens, "stream": True, "temperature": 0, **(extra or {})}
     conn = aiohttp.TCPConnector(limit=0)
+    failures: list[str] = []
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=600)) as s:
         async def stream(i: int) -> tuple[float, int]:
             await asyncio.sleep(i * ARRIVAL_GAP_S)
@@ -163,15 +197,16 @@ async def one_round(base: str, n_tokens: int, extra: dict | None = None) -> dict
                     if attempt == 2:
                         raise
             async with r:
-                if r.status != 200:
-                    raise RuntimeError(f"{base}: HTTP {r.status}: {(await r.text())[:200]}")
+                if r.status != 200:  # a 502 from the router is a failed run, never a figure
+                    failures.append(f"{base}: stream {i}: HTTP {r.status}: {(await r.text())[:200]}")
+                    return float("nan"), 0
                 async for piece in r.content.iter_any():
                     if ttft is None and marker in piece:
                         ttft = time.monotonic() - t0
                     buf += piece
             tokens = buf.count(marker)  # chunks carrying text (the role chunk has content null)
             if not buf.endswith(b"data: [DONE]\n\n"):
-                raise RuntimeError(f"{base}: stream did not end with [DONE]")
+                failures.append(f"{base}: stream {i}: did not end with [DONE]")
             return ttft if ttft is not None else float("nan"), tokens
 
         retries: list[str] = []
@@ -179,19 +214,26 @@ async def one_round(base: str, n_tokens: int, extra: dict | None = None) -> dict
         res = await asyncio.gather(*(stream(i) for i in range(STREAMS)))
         wall = time.monotonic() - t0
     tokens = sum(n for _, n in res)
-    ttfts = sorted(t for t, _ in res)
+    ttfts = sorted(t for t, _ in res if t == t) or [float("nan")]
     if retries:
         print(f"  ({len(retries)} request(s) to {retries[0]} retried after a dropped connection)")
+    for f in failures:
+        print(f"  FAILED {f}")
     return {"tps": tokens / wall, "ttft_p50": statistics.median(ttfts), "ttft_p90": ttfts[int(0.9 * len(ttfts))],
-            "tokens": tokens, "wall": wall}
+            "tokens": tokens, "wall": wall, "failures": failures}
+
+
+def failures(*groups: list[dict]) -> list[str]:
+    """Every failed request of the rounds given (a non-200 answer, a stream cut short)."""
+    return [f for rows in groups for row in rows for f in row["failures"]]
 
 
 async def compare(direct: str, routed: str, n_tokens: int, rounds: int, extra: dict | None = None,
                   warm: bool = True):
-    if warm:  # warm both paths (connections, caches)
-        await one_round(direct, 2, extra)
-        await one_round(routed, 2, extra)
     d, r = [], []
+    if warm:  # warm both paths (connections, caches); their failures count, their figures do not
+        d.append({**await one_round(direct, 2, extra), "warm": True})
+        r.append({**await one_round(routed, 2, extra), "warm": True})
     for i in range(rounds):  # ABBA order: neither path always runs first
         first, second = ((direct, d), (routed, r)) if i % 2 == 0 else ((routed, r), (direct, d))
         first[1].append(await one_round(first[0], n_tokens, extra))
@@ -200,6 +242,8 @@ async def compare(direct: str, routed: str, n_tokens: int, rounds: int, extra: d
 
 
 def report(title: str, d: list[dict], r: list[dict]) -> tuple[float, float]:
+    failed = failures(d, r)
+    d, r = [x for x in d if not x.get("warm")], [x for x in r if not x.get("warm")]
     med = lambda rows, k: statistics.median(x[k] for x in rows)  # noqa: E731
     dt, rt = med(d, "tps"), med(r, "tps")
     dp, rp = med(d, "ttft_p50") * 1000, med(r, "ttft_p50") * 1000
@@ -210,6 +254,8 @@ def report(title: str, d: list[dict], r: list[dict]) -> tuple[float, float]:
     print(f"  {'direct':14}{dt:10.0f}{dp:13.1f}{med(d, 'ttft_p90') * 1000:13.1f}{d[0]['tokens']:8d}")
     print(f"  {'via router':14}{rt:10.0f}{rp:13.1f}{med(r, 'ttft_p90') * 1000:13.1f}{r[0]['tokens']:8d}")
     print(f"  throughput loss {loss:+.1f} % (target <= 5 %)   TTFT p50 added {added:+.1f} ms (target <= 5 ms)")
+    if failed:
+        print(f"  FAILED: {len(failed)} request(s) did not complete (listed above); the figures do not count")
     return loss, added
 
 
@@ -238,7 +284,8 @@ def main() -> int:
               f"{FAKE_TOKENS} tokens at {1 / FAKE_TOKEN_S:.0f} tokens/s per stream")
         d, r = run(compare(f"http://127.0.0.1:{fp}", f"http://127.0.0.1:{rp}", FAKE_TOKENS, ROUNDS))
         loss, added = report("fake streaming backend (headline)", d, r)
-        verdict = loss <= 5 and added <= 5
+        failed = failures(d, r)
+        verdict = loss <= 5 and added <= 5 and not failed
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
             p.wait(10)
@@ -262,9 +309,13 @@ def main() -> int:
                 wait_ok(f"http://127.0.0.1:{rp}/health", procs[-1])
                 d, r = run(compare(f"http://127.0.0.1:{lp}", f"http://127.0.0.1:{rp}", 8, 2,
                                      {"prompt": "Once upon a time", "ignore_eos": True}))
+                failed += failures(d, r)
                 report("real llama-server, SmolLM2-135M on 1 CPU thread (the server is the bottleneck: its\n"
                        "TTFT is prefill batching, which varies run to run far more than the router adds)", d, r)
         print(f"\nheadline (fake backend): {'PASS' if verdict else 'MISS'}")
+        if failed:
+            print(f"FAILED: {len(failed)} request(s) failed (a 502 from the router is a bug, not noise)")
+            return 1
         return 0
     finally:
         for p in procs:
