@@ -24,13 +24,13 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+#: matched whole (``NAME_RE.fullmatch``): with ``$`` and ``match`` a trailing newline passed
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 DEFAULT_REGISTRY = "models.json"
 
 # --- the schema -------------------------------------------------------------------------
@@ -98,6 +98,14 @@ def is_loopback(host: str) -> bool:
     """Whether an address to bind is reachable from this machine only (127.x, ::1, localhost)."""
     host = host.strip("[]").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def bad_name(name: Any) -> str:
+    """The one-line problem of an invalid model name (shown JSON-escaped: a name ending in a
+    newline must not break the line)."""
+    shown = json.dumps(name, ensure_ascii=False)
+    return (f"models.{shown}: invalid model name {shown}: use lower-case letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit")
 
 
 def did_you_mean(word: str, choices: Iterator[str] | list[str]) -> str:
@@ -305,9 +313,8 @@ def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str
     ports: dict[tuple[str, int], str] = {}
     for name, entry in m_raw.items():
         where = f"models.{name}"
-        if not NAME_RE.match(name):
-            problems.append(f"{where}: invalid model name '{name}': use lower-case letters, digits, "
-                            "'.', '_' and '-', starting with a letter or digit")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            problems.append(bad_name(name))
             continue
         if not isinstance(entry, dict):
             problems.append(f"{where}: must be an object")
@@ -452,44 +459,31 @@ def check(path: str | os.PathLike | None = None) -> list[str]:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write."""
+    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write. The lock
+    file is opened without following links (a planted link is refused, never written)."""
+    from tui.core import safefiles
+
     lock = path.with_name(path.name + ".lock")
-    with open(lock, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fd = safefiles.open_fd(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
     ``mode`` is set on the temp file before a byte is written (secrets: 0o600); without it
-    an existing file keeps its mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is None:
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    an existing file keeps its mode. A link at ``path`` is replaced, never written through
+    (:func:`tui.core.safefiles.atomic_write`)."""
+    from tui.core import safefiles
+
+    safefiles.atomic_write(path, text, mode)
 
 
 def dumps(raw: Any) -> str:
@@ -499,24 +493,31 @@ def dumps(raw: Any) -> str:
 def edit(path: str | os.PathLike, change: Callable[[dict], None]) -> Registry:
     """Apply ``change`` to the raw JSON under the file lock; validate; write atomically.
 
-    The file is left untouched if ``change`` raises or the result does not validate.
+    The file is left untouched if ``change`` raises or the result does not validate. A
+    models.json that is a symbolic link (to a dotfiles repo, say) stays one: the lock and the
+    new file are beside the file it points at, which is the one that changes.
     """
+    from tui.core import safefiles
+
     p = Path(path).expanduser().absolute()
-    with file_lock(p):
-        raw = _read_raw(p) if p.exists() else {"settings": {}, "models": {}}
-        new = copy.deepcopy(raw)
-        change(new)
-        settings, models, problems = validate(new, p)
-        if problems:
-            raise RegistryError(p, problems)
-        atomic_write_text(p, dumps(new))
+    real = safefiles.real_path(p)
+    try:
+        with file_lock(real):
+            raw = _read_raw(p) if p.exists() else {"settings": {}, "models": {}}
+            new = copy.deepcopy(raw)
+            change(new)
+            settings, models, problems = validate(new, p)
+            if problems:
+                raise RegistryError(p, problems)
+            atomic_write_text(real, dumps(new))
+    except safefiles.UnsafeFile as exc:
+        raise RegistryError(p, [str(exc)]) from None
     return Registry(path=p, settings=settings, models=models, raw=new)
 
 
 def add_model(path: str | os.PathLike, name: str, entry: dict[str, Any], *, replace: bool = False) -> Registry:
-    if not NAME_RE.match(name):
-        raise RegistryError(Path(path), [f"invalid model name '{name}': use lower-case letters, digits, "
-                                         "'.', '_' and '-', starting with a letter or digit"])
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise RegistryError(Path(path), [bad_name(name)])
 
     def change(raw: dict) -> None:
         models = raw.setdefault("models", {})

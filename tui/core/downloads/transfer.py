@@ -5,7 +5,8 @@ Per file:
 1. A final file with the planned size is taken as done (it got that name only after its
    hash matched). One with another size is not ours to overwrite: the file fails with a
    message saying to move it away.
-2. ``<name>.part`` is opened for appending and locked (``flock``), so two llmdeck processes
+2. ``<name>.part`` is opened for appending (never through a symbolic link: one planted at
+   that name fails the file, its target untouched) and locked (``flock``), so two llmdeck processes
    never write the same file; a SIGKILL releases the lock. Existing bytes are hashed first
    (the hash state cannot be saved across processes) and the transfer resumes with
    ``Range: bytes=<have>-``.
@@ -43,6 +44,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tui.core import safefiles
 from tui.core.downloads import fetch, hub
 from tui.core.downloads.errors import Busy, Cancelled, DownloadError, HubError, VerifyError
 from tui.core.downloads.plan import Plan, PlanFile
@@ -418,7 +420,11 @@ class Download:
             raise DownloadError(f"{pf.dest} exists with {size} bytes but {pf.path} at "
                                 f"{self.plan.revision[:12]} has {pf.size}: move it away and retry")
         pf.dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(pf.part, "a+b") as fh:
+        try:  # never through a link planted at the .part name (its target would be overwritten)
+            fd = safefiles.open_fd(pf.part, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        except safefiles.UnsafeFile as exc:
+            raise DownloadError(str(exc)) from None
+        with os.fdopen(fd, "a+b") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
