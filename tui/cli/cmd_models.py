@@ -17,10 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="validate models.json (exit 2 on errors)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("add", help="add a model entry (JSON object) to models.json")
-    p.add_argument("model")
-    p.add_argument("entry", help='the entry as JSON, e.g. \'{"model_path": "x.gguf", "default_port": 8003}\'')
-    p.add_argument("--replace", action="store_true", help="replace an existing entry")
+    p = sub.add_parser("add", help="add a model: NAME JSON, or REPO[:QUANT] from the Hugging Face Hub")
+    p.add_argument("model", metavar="NAME|REPO[:QUANT]",
+                   help="a new model's name (then JSON), or a Hub repo (org/name, hf.co/org/name, a URL)")
+    p.add_argument("entry", nargs="?",
+                   help='NAME form: the entry as JSON, e.g. \'{"model_path": "x.gguf", "default_port": 8003}\'')
+    p.add_argument("--replace", action="store_true", help="NAME form: replace an existing entry")
+    p.add_argument("--name", help="REPO form: the model's name (default: from the repo, GLM-5-GGUF → glm-5)")
+    p.add_argument("--port", type=int, help="REPO form: default_port (default: the first free from 8001)")
+    p.add_argument("--dry-run", action="store_true", help="REPO form: print the entry, write nothing")
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("edit", help="set keys of a model entry: KEY=JSON … (KEY= removes)")
@@ -125,6 +130,14 @@ def _registry_call(fn, *a) -> int:
 def cmd_add(args) -> int:
     from tui.core import registry
 
+    if "/" in args.model:  # a model name never contains '/': a Hub repo
+        from tui.cli.cmd_hub import add_from_hub
+
+        return add_from_hub(args)
+    if args.entry is None:
+        error(f"add '{args.model}': give the entry as JSON (`llmdeck add NAME JSON`), or a Hub repo "
+              "(`llmdeck add org/name[:QUANT]`)")
+        return EXIT_USAGE
     try:
         entry = json.loads(args.entry)
     except json.JSONDecodeError as exc:

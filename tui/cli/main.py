@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tui.cli.cmd_models",
     "tui.cli.cmd_servers",
     "tui.cli.cmd_download",
+    "tui.cli.cmd_hub",
     "tui.cli.cmd_telemetry",
     "tui.cli.cmd_serve",
     "tui.cli.cmd_bench",

@@ -116,6 +116,11 @@ def translate(exc: BaseException, repo_id: str, ep: str, tok: str | None, *, pat
         return HubError(f"{repo_id}: {path or 'file'} not found on {ep} (404)", status)
     if isinstance(exc, e.OfflineModeIsEnabled):
         return HubError(f"{where}: HF_HUB_OFFLINE is set: unset it to download", None)
+    if isinstance(exc, e.HfHubHTTPError) and status == 429:
+        after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        when = f"retry in {after} s" if after and after.strip().isdigit() else "retry later"
+        return HubError(f"{where}: the Hub is rate-limiting requests (429): {when}"
+                        + ("" if tok else "; a token (HF_TOKEN or `hf auth login`) raises the limit"), 429)
     if isinstance(exc, e.HfHubHTTPError):
         msg = getattr(exc, "server_message", None) or ""
         msg = msg.strip().splitlines()[0] if msg.strip() else ""

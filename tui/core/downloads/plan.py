@@ -244,12 +244,20 @@ def available_quants(entries: list[Any]) -> list[str]:
             if top not in out:
                 out.append(top)
         elif not path.startswith("mmproj"):
-            m = re.search(r"[-_.]((?:UD-)?(?:I?Q\d[A-Z0-9_]*|[BF]F?16|F32|TQ\d_\d|MXFP4[A-Z_]*))$", path[:-5],
-                          re.IGNORECASE)
-            tag = m[1] if m else path
+            tag = quant_tag(path[:-5]) or path
             if tag not in out:
                 out.append(tag)
     return out
+
+
+_TAG_RE = re.compile(r"[-_.]((?:UD-)?(?:I?Q\d[A-Z0-9_]*|[BF]F?16|F32|TQ\d_\d|MXFP4[A-Z_]*))$", re.IGNORECASE)
+
+
+def quant_tag(stem: str) -> str | None:
+    """The quant a root file's name carries: ``GLM-5-UD-Q4_K_XL`` → ``UD-Q4_K_XL`` (a split
+    suffix ``-00001-of-00003`` is ignored), or None."""
+    m = _TAG_RE.search(re.sub(r"-\d{5}-of-\d{5}$", "", stem))
+    return m[1] if m else None
 
 
 def group_shards(names: list[str]) -> list[ShardGroup]:
