@@ -35,6 +35,7 @@ COVERAGE = {
     "chat_send": "test_ui_chat.py", "chat_cancel": "test_ui_chat.py", "chat_new": "test_ui_chat.py", "chat_regenerate": "test_ui_chat.py",
     "chat_thinking": "test_ui_chat.py", "chat_thoughts": "test_ui_chat.py", "chat_copy": "test_ui_chat.py",
     "chat_hide": "test_ui_chat.py", "chat_history": "test_ui_chat.py",
+    "chat_page_up": "test_ui_chat_follow.py", "chat_page_down": "test_ui_chat_follow.py",
     "dl_cancel": "test_ui_downloads.py", "pane_bench": "test_ui_bench.py", "bench_run": "test_ui_bench.py",
     "bench_cancel": "test_ui_bench.py", "modal_yes": "test_kill_asks_first", "modal_no": "test_kill_asks_first",
     "detail_copy": "test_enter_opens_details_with_exit_reason", "detail_logs": "test_enter_opens_details_with_exit_reason",

@@ -150,6 +150,10 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="hide thoughts"),
     Action("chat_history", "up,down", "history", "Previous/next prompt of this session", "chat",
            show=False, binding=False, palette=False),
+    Action("chat_page_up", "pageup", "page_up", "Scroll the chat up a page (pauses following)", "chat",
+           show=False, palette=False, key_display="PgUp", label="page up"),
+    Action("chat_page_down", "pagedown", "page_down", "Scroll the chat down a page (at the end: follows again)",
+           "chat", show=False, palette=False, key_display="PgDn", label="page down"),
     # downloads
     Action("dl_cancel", "X", "cancel_download", "Cancel the download (partial files kept)", "downloads",
            label="cancel dl"),

@@ -16,6 +16,14 @@ reply ends "cancelled" keeping what arrived, and ``/slots`` says whether the ser
 After a reply that ends in tool calls, the prompt asks for each call's result in turn;
 ``enter`` sends it and, once every call has one, the conversation continues. ``esc`` there
 skips the tool results. ``up``/``down`` recall this session's earlier prompts.
+
+The transcript follows the reply while the view is at its end (see ``Transcript``): scrolling
+up pauses it and a badge on the head's line counts the lines that arrived below
+(``↓ N new lines · PageDown to the end follows``; on the head's line so that pausing does not
+change the transcript's height). ``PageUp``/``PageDown`` scroll the transcript from anywhere in
+the pane, the prompt included (the prompt keeps ``Home``/``End`` for its cursor); reaching the
+end resumes following. Sending a message and cancelling with ``esc`` both return to the end,
+so the stats line of the reply is in view.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Input, Static
 
 from tui.ui import keys
@@ -129,6 +137,13 @@ class ChatPane(Vertical):
 
     BINDINGS = keys.bindings("chat")
 
+    DEFAULT_CSS = """
+    ChatPane > .chat-top { height: 1; }
+    ChatPane .chat-head { width: 1fr; }
+    ChatPane .chat-badge { width: auto; height: 1; display: none; background: $warning 30%; color: $text; }
+    ChatPane .chat-badge.-shown { display: block; }
+    """
+
     def __init__(self, model: str, session: Any, **kw) -> None:
         super().__init__(id=pane_id(model), **kw)
         self.model = model
@@ -145,7 +160,9 @@ class ChatPane(Vertical):
         self.last_flush_at = 0.0
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="chat-head")
+        with Horizontal(classes="chat-top"):
+            yield Static("", classes="chat-head")
+            yield Static("", classes="chat-badge")
         yield Transcript(classes="turns")
         yield PromptInput(placeholder="message… (enter sends)", classes="prompt")
 
@@ -220,7 +237,7 @@ class ChatPane(Vertical):
     async def _run(self, make_stream) -> None:
         self.generating = True
         self.turn = AssistantTurn(self.turns)
-        self.turns.scroll_end(animate=False)  # a new turn: follow it
+        self.turns.follow()  # a new turn: back to the end, following it
         self._buf = []
         self._flush_timer = self.set_interval(FLUSH_S, self._flush)
         self.refresh_bindings()
@@ -289,9 +306,28 @@ class ChatPane(Vertical):
         self.generating = False
         if finish == "cancelled":
             self.pending_tools.clear()
+            self.turns.follow()  # the stats line says "cancelled": show it
         if self.pending_tools:
             self._ask_tool()
         self.refresh_bindings()
+
+    # -- following -----------------------------------------------------------------------
+
+    def on_transcript_follow_changed(self, message: Transcript.FollowChanged) -> None:
+        message.stop()
+        badge = self.query_one(".chat-badge", Static)
+        if message.following:
+            badge.remove_class("-shown")
+            return
+        n = message.new_lines
+        badge.update(f" ↓ {n} new line{'s' if n != 1 else ''} · PageDown to the end follows ")
+        badge.add_class("-shown")
+
+    def action_page_up(self) -> None:
+        self.turns.page_up()
+
+    def action_page_down(self) -> None:
+        self.turns.page_down()
 
     # -- actions -------------------------------------------------------------------------
 

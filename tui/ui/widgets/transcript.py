@@ -28,6 +28,7 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -315,7 +316,23 @@ class TextBlock(Block):
 # --- the widget ---------------------------------------------------------------------------------
 
 class Transcript(ScrollView, can_focus=True):
-    """Blocks drawn as lines; follows the end while the user has not scrolled up."""
+    """Blocks drawn as lines; follows the end until the user scrolls up.
+
+    ``following`` is explicit state that only the user's scrolling changes: scrolling up
+    (keys, the wheel, dragging the scrollbar) pauses it, scrolling back to the last line (or
+    ``End``, or :meth:`follow`) resumes it. While following, every re-measure and every resize
+    puts the last line (the stats line of a reply) at the bottom of the view.
+
+    Why not derive it from ``is_vertical_scroll_end`` before each re-measure: the scroll that
+    should follow a re-measure can be refused (``allow_vertical_scroll`` is false until a
+    layout pass shows the scrollbar, the first time the text outgrows the pane) or clamped to
+    a stale height; the next re-measure then sees "not at the end" and following stopped for
+    good while the model went on. The scroll here is forced and is repeated after the next
+    refresh, when the layout has settled.
+
+    While paused, :class:`Transcript.FollowChanged` tells the pane how many lines arrived below
+    the view (its badge); it is posted when the state or the count changes.
+    """
 
     DEFAULT_CSS = """
     Transcript {
@@ -326,6 +343,15 @@ class Transcript(ScrollView, can_focus=True):
     }
     """
 
+    class FollowChanged(Message):
+        """Following paused or resumed, or more lines arrived while paused."""
+
+        def __init__(self, transcript: "Transcript", following: bool, new_lines: int) -> None:
+            super().__init__()
+            self.transcript = transcript
+            self.following = following
+            self.new_lines = new_lines
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.blocks: list[Block] = []
@@ -334,6 +360,9 @@ class Transcript(ScrollView, can_focus=True):
         self._width = 0
         self._dirty = False
         self.hide_thoughts = False
+        self.following = True
+        self._paused_total = 0  # line count when following paused (new lines = total - this)
+        self._told: tuple[bool, int] = (True, 0)
 
     # -- building -----------------------------------------------------------------------
 
@@ -352,7 +381,7 @@ class Transcript(ScrollView, can_focus=True):
         for b in self.blocks:
             b.transcript = None
         self.blocks.clear()
-        self._schedule()
+        self.follow()
 
     def block_changed(self, block: Block) -> None:
         self._schedule()
@@ -381,22 +410,119 @@ class Transcript(ScrollView, can_focus=True):
         self._dirty = False
         if not self.is_mounted:
             return
-        follow = self._total == 0 or self.is_vertical_scroll_end or self.max_scroll_y == 0
         width = self.line_width
         console, base = self.app.console, self.rich_style
         offsets, total = [], 0
         for b in self.blocks:
             offsets.append(total)
             total += len(b.lines(console, width, base))
+        if width != self._width and not self.following:
+            self._paused_total += total - self._total  # a re-wrap is not new text
         self._offsets, self._total, self._width = offsets, total, width
         self.virtual_size = Size(width, total)
+        # the scrollbar's size and thumb: ScrollView updates them only on a layout pass that sees
+        # a new size, and the virtual size is already current by then (a stale, tiny thumb)
+        self._scroll_update(self.virtual_size)
         self.refresh()
-        if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if self.following:
+            self._to_end()
+        self._tell()
+
+    def _to_end(self) -> None:
+        """Put the last line at the bottom of the view, now and again once the layout settled."""
+        self.scroll_to(y=self.max_scroll_y, animate=False, force=True, immediate=True)
+        self.call_after_refresh(self._to_end_after_refresh)
+
+    def _to_end_after_refresh(self) -> None:
+        if self.following and self.scroll_y != self.max_scroll_y:
+            self.scroll_to(y=self.max_scroll_y, animate=False, force=True, immediate=True)
 
     def on_resize(self) -> None:
         if self.line_width != self._width:
             self.update_lines()
+        elif self.following:
+            self._to_end()
+
+    # -- following ----------------------------------------------------------------------
+
+    @property
+    def new_lines(self) -> int:
+        """Lines that arrived since following paused (0 while following)."""
+        return 0 if self.following else max(0, self._total - self._paused_total)
+
+    def follow(self) -> None:
+        """Resume following: scroll to the end and keep it in view."""
+        self.following = True
+        self._schedule()
+
+    def pause(self) -> None:
+        """Stop following (the user scrolled up); the view stays where it is."""
+        if self.following:
+            self.following = False
+            self._paused_total = self._total
+            self._tell()
+
+    def _tell(self) -> None:
+        state = (self.following, self.new_lines)
+        if state != self._told:
+            self._told = state
+            self.post_message(self.FollowChanged(self, *state))
+
+    def _user_up(self) -> None:
+        if self.max_scroll_y > 0:  # something above to scroll to
+            self.pause()
+
+    def _user_down(self) -> None:
+        """Resume when the user has scrolled (back) to the last line."""
+        if not self.following and self.scroll_target_y >= self.max_scroll_y:
+            self.follow()
+
+    def page_up(self) -> None:
+        self._user_up()
+        self.scroll_to(y=max(0, self.scroll_y - self.scrollable_content_region.height), animate=False,
+                       force=True, immediate=True)
+
+    def page_down(self) -> None:
+        self.scroll_to(y=min(self.max_scroll_y, self.scroll_y + self.scrollable_content_region.height),
+                       animate=False, force=True, immediate=True)
+        self._user_down()
+
+    def action_page_up(self) -> None:
+        self.page_up()
+
+    def action_page_down(self) -> None:
+        self.page_down()
+
+    def action_scroll_up(self) -> None:
+        self._user_up()
+        self.scroll_to(y=max(0, self.scroll_y - 1), animate=False, force=True, immediate=True)
+
+    def action_scroll_down(self) -> None:
+        self.scroll_to(y=min(self.max_scroll_y, self.scroll_y + 1), animate=False, force=True, immediate=True)
+        self._user_down()
+
+    def action_scroll_home(self) -> None:
+        self._user_up()
+        self.scroll_to(y=0, animate=False, force=True, immediate=True)
+
+    def action_scroll_end(self) -> None:
+        self.follow()
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        self._user_up()
+        super()._on_mouse_scroll_up(event)
+
+    def _on_mouse_scroll_down(self, event) -> None:
+        super()._on_mouse_scroll_down(event)
+        self._user_down()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self.is_vertical_scrollbar_grabbed:
+            if new < old:
+                self._user_up()
+            elif new >= self.max_scroll_y:
+                self._user_down()
 
     @property
     def line_count(self) -> int:
