@@ -32,6 +32,7 @@ COVERAGE = {
     "log_follow": "test_ui_logs.py", "log_top": "test_ui_logs.py", "log_down": "test_ui_logs.py",
     "log_up": "test_ui_logs.py", "log_search": "test_ui_logs.py", "log_older": "test_ui_logs.py",
     "log_newer": "test_ui_logs.py", "log_prev_model": "test_ui_logs.py", "log_next_model": "test_ui_logs.py",
+    "log_wrap": "test_ui_logs_wrap.py", "zoom": "test_ui_logs_wrap.py",
     "chat_send": "test_ui_chat.py", "chat_cancel": "test_ui_chat.py", "chat_new": "test_ui_chat.py", "chat_regenerate": "test_ui_chat.py",
     "chat_thinking": "test_ui_chat.py", "chat_thoughts": "test_ui_chat.py", "chat_copy": "test_ui_chat.py",
     "chat_hide": "test_ui_chat.py", "chat_history": "test_ui_chat.py",

@@ -147,6 +147,7 @@ async def test_width_of_wide_and_tabbed_lines_is_measured_in_cells(tmp_path, mon
     log = be.log_path("smollm2")
     async with app.run_test(size=(80, 24)) as pilot:
         await open_logs(pilot, app)
+        await pilot.press("w")  # not wrapped: the log is as wide as its widest line
         append(log, ["x" * 90, "日本語" * 40, "a\tb"])
         await wait_until(pilot, lambda: app.log_pane.log.lines[-1:] == ["a\tb"])
         assert app.log_pane.log.virtual_size.width == 240  # 120 wide characters, 2 cells each

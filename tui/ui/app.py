@@ -589,7 +589,7 @@ class LlmdeckApp(App):
         typing = isinstance(focused, Input)  # on the main screen (not the palette's input)
         single_letter = {"start", "stop", "restart", "kill", "download", "delete_files", "show_pane", "filter",
                          "quit_keep",
-                         "stop_all_quit", "help", "focus_models"}
+                         "stop_all_quit", "help", "focus_models", "zoom"}
         if typing and action in single_letter:
             return False  # the key is text in an input (the footer hides it)
         if action not in verbs:
@@ -899,6 +899,35 @@ class LlmdeckApp(App):
 
     def action_focus_models(self) -> None:
         self.table.focus()
+
+    async def action_zoom(self) -> None:
+        """``z``: the panes (the tab bar and the shown pane, whichever) on the whole screen, and back.
+
+        Textual's ``Screen.maximize``: the footer stays; ``esc`` leaves the zoom before anything
+        else (like closing a screen), and so does focus moving out of it (``m``, ``/``). Pressed
+        in the models list, the shown pane takes the focus first (the list is hidden).
+        """
+        main = self._main
+        if main is None or self.tabs is None:
+            return
+        if main.maximized is not None:
+            main.minimize()
+            return
+        tabs = self.tabs
+        focused = main.focused
+        if focused is None or tabs not in focused.ancestors:
+            await self.action_show_pane(tabs.active or "logs")
+            focused = main.focused
+            if focused is None or tabs not in focused.ancestors:  # a pane without keys (gauges)
+                tabs.query_one("ContentTabs").focus()
+        main.maximized = tabs
+
+    def on_descendant_focus(self, event) -> None:
+        """Focus moving out of the zoomed panes (``m``, ``/``, a click) leaves the zoom."""
+        main = self._main
+        zoomed = main.maximized if main is not None else None
+        if zoomed is not None and event.widget.screen is main and zoomed not in event.widget.ancestors_with_self:
+            main.minimize()
 
     def step_model(self, step: int) -> None:
         """Select the previous (-1) / next (+1) model of the list; the panes follow it."""

@@ -101,6 +101,8 @@ ACTIONS: tuple[Action, ...] = (
            "global", key_display="b", show=False, label="bench"),
     Action("focus_models", "m", "focus_models", "Back to the models list", "global",
            show=False, label="models"),
+    Action("zoom", "z", "zoom", "Zoom: the active pane on the whole screen, and back (esc leaves too)",
+           "global", show=False, label="zoom"),
     # the selected model
     Action("open", "enter", "open_model", "Open: details, command, last log lines", "models", show=False,
            binding=False),
@@ -134,6 +136,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="prev model"),
     Action("log_next_model", "right_square_bracket", "next_model", "Log of the next model", "logs",
            show=False, label="next model"),
+    Action("log_wrap", "w", "toggle_wrap", "Wrap long lines on/off (off: cut at the edge, ←/→ scroll)", "logs",
+           show=False, label="wrap"),
     # chat
     Action("chat_send", "enter", "send", "Send the prompt (or the tool result)", "chat", show=False,
            binding=False, palette=False),

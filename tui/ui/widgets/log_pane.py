@@ -19,22 +19,34 @@ above the view's last line, like ``less``'s ``?``), ``n`` goes to the next older
 current match's line marked. Jumping pauses following, as scrolling up does. The search is
 smart-case (case-insensitive unless the text has a capital) and literal (no regex). ``esc``
 clears it. ``[`` / ``]`` switch to the previous / next model's log.
+
+Wrapping (``w``, on by default): a long line continues on the next rows, cut at the pane's
+width (by cells, not at words: a log line's columns stay where they were). Off, a line is cut
+at the pane's edge and the view scrolls sideways (``←``/``→``), like ``less -S``. Wrapped rows
+are counted per line (``ceil(cells / width)``, kept alongside the lines, so the cap on lines
+bounds them too) and the rendered rows of a line are cached; a resize or a toggle re-counts
+and keeps the line at the top of the view there (or the end, when following).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_right
 from collections import deque
+from itertools import accumulate
 
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.strip import Strip
 from textual.widgets import Input, Log, Static
 from textual.worker import get_current_worker
 
@@ -114,38 +126,250 @@ class LogFeed:
 
 
 class FollowLog(Log):
-    """A Log that tells its pane when the user scrolls up (pause) or back to the end (resume).
+    """A Log that tells its pane when the user scrolls up (pause) or back to the end (resume),
+    and wraps long lines (``wrap``; ``w`` toggles).
 
     Only user input counts (keys, wheel, scrollbar drag): a resize or pruning of old lines
     moves ``scroll_y`` too and must not pause following.
+
+    Wrapped, ``scroll_y`` and the virtual height count screen rows, not lines:
+    :meth:`row_of_line` and :meth:`line_at_row` convert (the identity when not wrapped).
     """
 
     BINDINGS = keys.bindings("logs")
     CURRENT = Style(bgcolor="grey30")
 
-    current_line: int | None = None  # the line of the current search match (marked)
+    def __init__(self, *args, wrap: bool = True, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.wrap = wrap
+        self._current_line: int | None = None
+        self._wrap_width = 0  # the width the row counts were made for (0: not counted yet)
+        self._rows: list[int] = []  # rows of each line at _wrap_width (wrapped only)
+        self._total_rows = 0
+        self._starts: list[int] | None = None  # first row of each line (built when drawn)
+        self._pruned = 0  # lines pruned since the last clear: cache keys survive pruning
+        self._wrap_cache: LRUCache[int, tuple[int, list[Strip]]] = LRUCache(1024)
+        self.set_class(wrap, "-wrap")
+
+    @property
+    def current_line(self) -> int | None:
+        """The line of the current search match (marked)."""
+        return self._current_line
+
+    @current_line.setter
+    def current_line(self, y: int | None) -> None:
+        if y != self._current_line:
+            self._current_line = y
+            self._wrap_cache.clear()
 
     def _render_line_strip(self, y: int, rich_style: Style):
         if y == self.current_line:
             rich_style = rich_style + self.CURRENT
         return super()._render_line_strip(y, rich_style)
 
+    def _cells(self, line: str) -> int:
+        """The line's width in cells: ``len`` (C speed) for ASCII without tabs, else ``cell_len``."""
+        return len(line) if line.isascii() and "\t" not in line else cell_len(self._process_line(line))
+
     def _update_size(self, updates: int, lines: list[str]) -> None:
         """The widest line of a batch, measured here rather than in a thread per batch.
 
         ``Log`` starts a thread worker per ``write_lines`` that hands its result back with a
         blocking ``call_from_thread``; under a flood (50,000 lines/s) those workers queued
-        up holding their batches and memory grew with the flood. ``len`` is exact for
-        ASCII lines without tabs and runs at C speed; other lines get ``cell_len``.
+        up holding their batches and memory grew with the flood.
         """
-        if not lines:
+        if lines:
+            self._update_maximum_width(updates, max(map(self._cells, lines)))
+
+    def _update_maximum_width(self, updates: int, size: int) -> None:
+        if not self.wrap:
+            super()._update_maximum_width(updates, size)
+        elif updates == self._updates:
+            self._width = max(size, self._width)  # for when wrapping is turned off
+
+    # -- wrapping --------------------------------------------------------------------------
+
+    def _row_count(self, line: str) -> int:
+        if line.isascii() and "\t" not in line:
+            return max(1, -(-len(line) // self._wrap_width))
+        return len(self._cuts(self._process_line(line), self._wrap_width)) + 1
+
+    @staticmethod
+    def _cuts(text: str, width: int) -> list[int]:
+        """Where (in cells) the rows of ``text`` start after the first: a double-width character
+        that would straddle the edge starts the next row instead."""
+        cuts: list[int] = []
+        pos = row_end = 0
+        row_end = width
+        for ch in text:
+            w = get_character_cell_size(ch)
+            if pos + w > row_end and pos > (cuts[-1] if cuts else 0):
+                cuts.append(pos)
+                row_end = pos + width
+            pos += w
+        return cuts
+
+    def _text_width(self, size: Size | None = None) -> int:
+        """The columns a wrapped row has: the widget's width less the vertical scrollbar."""
+        size = size or self.size
+        return max(1, size.width - self.scrollbar_gutter.right)
+
+    def row_of_line(self, line: int) -> int:
+        """The first screen row of ``line`` (an index into ``lines``)."""
+        if not self.wrap or not self._rows:
+            return line
+        starts = self._row_starts()
+        return starts[max(0, min(line, len(starts) - 1))]
+
+    def line_at_row(self, row: int) -> int:
+        """The line shown on screen row ``row``."""
+        if not self.wrap or not self._rows:
+            return row
+        return max(0, bisect_right(self._row_starts(), row) - 1)
+
+    def _row_starts(self) -> list[int]:
+        if self._starts is None:
+            self._starts = [0, *accumulate(self._rows)][:-1]
+        return self._starts
+
+    def _recount(self, width: int) -> None:
+        """Count every line's rows at ``width`` (a resize or turning wrapping on)."""
+        self._wrap_width = width
+        self._rows = [self._row_count(line) for line in self._lines]
+        self._total_rows = sum(self._rows)
+        self._starts = None
+        self._wrap_cache.clear()
+        self.virtual_size = Size(width, self._total_rows)
+
+    def _following(self) -> bool:
+        pane = self.parent_pane
+        return pane is not None and not pane.paused
+
+    def _anchor(self, line: int) -> None:
+        """After re-counting: the end when following, else ``line`` at the top of the view."""
+        if self._following():
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.scroll_to(x=0, y=self.row_of_line(line), animate=False, immediate=True)
+
+    def set_wrap(self, wrap: bool) -> None:
+        """Turn wrapping on or off, keeping the line at the top of the view (or following)."""
+        if wrap == self.wrap:
             return
-        width = 0
+        top = self.line_at_row(int(self.scroll_y))
+        self.wrap = wrap
+        self.set_class(wrap, "-wrap")
+        if wrap:
+            self._recount(self._text_width())
+        else:
+            self._rows, self._total_rows, self._starts, self._wrap_width = [], 0, None, 0
+            self._wrap_cache.clear()
+            self.virtual_size = Size(self._width, self.line_count)
+        self.refresh()
+        self.call_after_refresh(self._anchor, top)
+
+    def action_toggle_wrap(self) -> None:
+        self.set_wrap(not self.wrap)
+        if self.parent_pane:
+            self.parent_pane.wrap_changed()
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        if self.wrap and self._text_width(size) != self._wrap_width and size.width > 0:
+            top = self.line_at_row(int(self.scroll_y))
+            self._recount(self._text_width(size))
+            self.call_after_refresh(self._anchor, top)
+        return super()._size_updated(size, virtual_size, container_size, layout)
+
+    def write_lines(self, lines, scroll_end: bool | None = None):
+        if not self.wrap or not self._wrap_width:
+            return super().write_lines(lines, scroll_end)
+        # Log.write_lines with the rows counted as the lines come (the same single pass)
+        is_vertical_scroll_end = self.is_vertical_scroll_end
+        auto_scroll = self.auto_scroll if scroll_end is None else scroll_end
+        new_lines: list[str] = []
         for line in lines:
-            n = len(line) if line.isascii() and "\t" not in line else cell_len(self._process_line(line))
-            if n > width:
-                width = n
-        self._update_maximum_width(updates, width)
+            new_lines.extend(line.splitlines())
+        if not new_lines:
+            return self
+        width = self._wrap_width
+        cells = list(map(self._cells, new_lines))
+        rows = [max(1, -(-c // width)) if c == len(line) else self._row_count(line)
+                for c, line in zip(cells, new_lines)]
+        self._lines.extend(new_lines)
+        self._rows.extend(rows)
+        self._total_rows += sum(rows)
+        self._starts = None
+        if self.max_lines is not None and len(self._lines) > self.max_lines:
+            self._prune_max_lines()
+        self._update_maximum_width(self._updates, max(cells))
+        self.virtual_size = Size(width, self._total_rows)
+        if auto_scroll and not self.is_vertical_scrollbar_grabbed and is_vertical_scroll_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.refresh()
+        return self
+
+    def _prune_max_lines(self) -> None:
+        if self.max_lines is not None and self._rows:
+            remove = len(self._lines) - self.max_lines
+            if remove > 0:
+                self._total_rows -= sum(self._rows[:remove])
+                del self._rows[:remove]
+                self._starts = None
+                self._pruned += remove
+        super()._prune_max_lines()
+
+    def clear(self):
+        self._rows, self._total_rows, self._starts, self._pruned = [], 0, None, 0
+        self._wrap_cache.clear()
+        self._current_line = None
+        return super().clear()
+
+    def invalidate(self) -> None:
+        """Forget the rendered rows (the search or the marks changed) and repaint."""
+        self._wrap_cache.clear()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._wrap_cache.clear()
+
+    def selection_updated(self, selection) -> None:
+        self._wrap_cache.clear()
+        super().selection_updated(selection)
+
+    def render_line(self, y: int) -> Strip:
+        if not self.wrap or not self._wrap_width:
+            return super().render_line(y)
+        width = self.size.width
+        rich_style = self.rich_style
+        row = int(self.scroll_y) + y
+        if row >= self._total_rows or not self._lines:
+            return Strip.blank(width, rich_style)
+        line = self.line_at_row(row)
+        part = self._wrapped(line, rich_style)[row - self._row_starts()[line]]
+        return part.extend_cell_length(width, rich_style)
+
+    def _wrapped(self, line: int, rich_style: Style) -> list[Strip]:
+        """The rows of one line at the wrap width (cached while no text is selected)."""
+        width = self._wrap_width
+        key = line + self._pruned
+        hit = self._wrap_cache.get(key)
+        if hit is not None and hit[0] == width:
+            return hit[1]
+        strip = self._render_line_strip(line, rich_style)
+        text = self._lines[line]
+        if text.isascii() and "\t" not in text:
+            cuts = list(range(width, strip.cell_length, width))
+        else:
+            cuts = self._cuts(self._process_line(text), width)
+        rows = [part.extend_cell_length(width, rich_style).apply_offsets(x, line)
+                for x, part in zip([0, *cuts], strip.divide([*cuts, strip.cell_length]))]
+        while len(rows) < self._rows[line]:  # an empty line (or a count off by a character)
+            rows.append(Strip.blank(width, rich_style))
+        if self.text_selection is None:
+            self._wrap_cache[key] = (width, rows)
+        return rows
 
     @property
     def parent_pane(self) -> "LogPane | None":
@@ -255,7 +479,10 @@ class LogPane(Vertical):
     LogPane #log-head { width: 1fr; height: 1; color: $text-muted; }
     LogPane #log-badge { width: auto; height: 1; display: none; background: $warning 30%; color: $text; }
     LogPane #log-badge.-shown { display: block; }
+    LogPane #log-keys { width: auto; height: 1; color: $text-muted; padding: 0 1; }
+    LogPane #log-keys.-hidden { display: none; }
     LogPane > FollowLog { height: 1fr; }
+    LogPane > FollowLog.-wrap { overflow-x: hidden; }
     LogPane > #log-search-row { height: 1; display: none; }
     LogPane > #log-search-row.-shown { display: block; }
     LogPane #log-search { width: 1fr; height: 1; border: none; padding: 0 1; }
@@ -279,6 +506,7 @@ class LogPane(Vertical):
         with Horizontal(id="log-top"):
             yield Static("no model selected", id="log-head")
             yield Static("", id="log-badge")
+            yield Static(self._keys_hint(True), id="log-keys")
         log = FollowLog(highlight=True, max_lines=self.max_lines, id="log")
         log.highlighter = LogHighlighter()
         log.can_focus = True
@@ -291,6 +519,11 @@ class LogPane(Vertical):
     @property
     def log(self) -> FollowLog:
         return self.query_one(FollowLog)
+
+    @property
+    def wrap(self) -> bool:
+        """Long lines wrap (``w`` toggles; kept when the pane follows another model)."""
+        return self.log.wrap
 
     def follow_model(self, name: str | None) -> None:
         if name == self.model:
@@ -375,6 +608,15 @@ class LogPane(Vertical):
             badge.add_class("-shown")
         else:
             badge.remove_class("-shown")
+        # the badge needs the room; the footer has none for these two keys at 80 columns
+        self.query_one("#log-keys").set_class(self.paused, "-hidden")
+
+    @staticmethod
+    def _keys_hint(wrap: bool) -> str:
+        return f"w wrap {'on' if wrap else 'off'} · z zoom"
+
+    def wrap_changed(self) -> None:
+        self.query_one("#log-keys", Static).update(self._keys_hint(self.wrap))
 
     # -- search ------------------------------------------------------------------------------
 
@@ -402,7 +644,7 @@ class LogPane(Vertical):
     def _set_search(self, query: str) -> None:
         self.log.highlighter.search = search_pattern(query)
         self.log.current_line = None
-        self.log.refresh()
+        self.log.invalidate()
         self._search_info()
 
     def matching_lines(self) -> list[int]:
@@ -458,7 +700,7 @@ class LogPane(Vertical):
             if not self.paused:  # following: the newest match of all
                 target = hits[-1]
             else:
-                bottom = int(log.scroll_y) + log.scrollable_content_region.height - 1
+                bottom = log.line_at_row(int(log.scroll_y) + log.scrollable_content_region.height - 1)
                 above = [i for i in hits if i <= bottom]
                 target = above[-1] if above else hits[-1]
         elif direction < 0:
@@ -476,7 +718,7 @@ class LogPane(Vertical):
         if not self.paused:
             self.pause()
         log.current_line = target
-        log.scroll_to(y=max(0, target - log.scrollable_content_region.height // 2), animate=False,
-                      immediate=True)
-        log.refresh()
+        log.scroll_to(y=max(0, log.row_of_line(target) - log.scrollable_content_region.height // 2),
+                      animate=False, immediate=True)
+        log.invalidate()
         self._search_info()
