@@ -5,6 +5,11 @@ warns once (anyone who reaches the port can use every running model). The key is
 the environment variable named by ``--api-key-env`` — never taken on the command line, where
 ``ps`` shows it. The registry is re-read when models.json changes; the state of each model
 comes from the supervisor, refreshed every second and on demand.
+
+Without a key the router refuses (401) any model that has its own key (``api_key_env``): it
+would otherwise hand that key to anyone who reaches the port. When every registered model has
+one, ``serve`` does not start (exit 2) and says how to give the router a key; when some do, it
+warns once, naming them. ``--max-body-mb`` caps a request body (default 32; over it → 413).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from tui.cli.main import registry_path
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
 
 DEFAULT_PORT = 8888
+DEFAULT_MAX_BODY_MB = 32
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="address to bind (default 127.0.0.1; 0.0.0.0 = every interface, use a key then)")
     p.add_argument("--api-key-env", metavar="NAME",
                    help="name of the environment variable holding the key clients must send")
+    p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="N",
+                   help=f"largest request body in MB (default {DEFAULT_MAX_BODY_MB:g}; larger: 413)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -38,6 +46,21 @@ def exposure_warning(host: str, port: int, key: str | None) -> str | None:
             "running model; pass --api-key-env NAME")
 
 
+def keyed_models_problem(models: dict, key: str | None) -> tuple[str | None, str | None]:
+    """(error, warning) about models with their own key behind a keyless router."""
+    if key or not models:
+        return None, None
+    keyed = [name for name, m in models.items() if m.api_key_env]
+    if len(keyed) == len(models):
+        return (f"every model in the registry has its own API key (api_key_env) and the router has none: it "
+                f"would refuse them all; give it a key: 'llmdeck serve --api-key-env NAME'", None)
+    if keyed:
+        return None, (f"model{'s' if len(keyed) > 1 else ''} {', '.join(keyed)} ha{'ve' if len(keyed) > 1 else 's'} "
+                      "an API key of its own: without --api-key-env the router refuses them (401) rather than "
+                      "lend the key to anyone who reaches the port")
+    return None, None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from tui.core import registry
     from tui.router.app import make_app, run, serve
@@ -45,6 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not (0 <= args.port <= 65535):
         error(f"--port {args.port} is not a port (0-65535)")
+        return EXIT_USAGE
+    if not (0 < args.max_body_mb < float("inf")):
+        error(f"--max-body-mb {args.max_body_mb:g} is not a size: give megabytes above 0")
         return EXIT_USAGE
     key = None
     if args.api_key_env:
@@ -59,9 +85,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             error(line)
         return EXIT_USAGE
-    w = exposure_warning(args.host, args.port, key)
-    if w:
-        warn(w)
+    problem, keyed_warning = keyed_models_problem(provider.registry().models, key)
+    if problem:
+        error(problem)
+        return EXIT_USAGE
+    for w in (exposure_warning(args.host, args.port, key), keyed_warning):
+        if w:
+            warn(w)
 
     def ready(addrs) -> None:
         host, port = addrs[0][:2] if addrs else (args.host, args.port)
@@ -70,7 +100,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
              f"registry {provider.path}){' with an API key' if key else ''}")
 
     try:
-        run(serve(make_app(provider, api_key=key), args.host, args.port, ready=ready))
+        app = make_app(provider, api_key=key, max_body=int(args.max_body_mb * (1 << 20)), host=args.host)
+        run(serve(app, args.host, args.port, ready=ready))
     except OSError as exc:
         error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               + ("; is another 'llmdeck serve' running? pass --port" if exc.errno == 98 else ""))

@@ -13,7 +13,17 @@ event re-framing, no buffering), bytes untouched (no decompression). Decisions:
   for a mid-stream failure; no ``[DONE]`` follows, so clients see an error, not a truncated
   success). A non-SSE body cut short ends short: the status line is already sent.
 * The client going away closes the backend connection, which is how a server learns to stop
-  generating.
+  generating (vLLM and SGLang stop; llama-server finishes a whole answer anyway). The server
+  runs with ``handler_cancellation``, so this holds while a server is still silent (a whole
+  answer not yet written, a long prefill), not only once the next chunk fails to send.
+* A pooled keep-alive connection the backend has already closed fails when the request is
+  written to it, or gives "Server disconnected" before any byte of the answer. That request is
+  sent once more, on a fresh connection (:attr:`Upstream.fresh`, never pooled), instead of
+  being a 502: no byte of an answer came back, and a model request has no effect on the server
+  but the work it causes. Failing to connect at all is not retried (the server is not there).
+* A server's CORS headers (``Access-Control-*``; llama-server echoes any ``Origin`` with
+  credentials allowed) never reach the client: the router decides CORS itself (see
+  :mod:`tui.router.app`).
 """
 
 from __future__ import annotations
@@ -41,29 +51,61 @@ def json_error(status: int, message: str, type_: str, code: str | int | None = N
     return web.json_response(error_body(status, message, type_, code), status=status, headers=headers)
 
 
-def make_session(connect_timeout: float = 10.0) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True)
+def make_session(connect_timeout: float = 10.0, pooled: bool = True) -> aiohttp.ClientSession:
+    connector = (aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True)
+                 if pooled else aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=True))
     timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout, sock_read=None)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                  skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                                  cookie_jar=aiohttp.DummyCookieJar())
 
 
-async def forward(request: web.Request, session: aiohttp.ClientSession, target: str, body: bytes | None, *,
+class Upstream:
+    """The router's clients: ``pooled`` (keep-alive, every first attempt) and ``fresh`` (one
+    connection per request, for the retry after a stale pooled connection)."""
+
+    def __init__(self, connect_timeout: float = 10.0):
+        self.pooled = make_session(connect_timeout)
+        self.fresh = make_session(connect_timeout, pooled=False)
+
+    async def close(self) -> None:
+        await self.pooled.close()
+        await self.fresh.close()
+
+
+#: failures of a request written to a connection that turned out to be closed (retried once)
+_STALE = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
+#: failing to connect at all (not retried; ClientConnectorError is a ClientOSError)
+_NO_SERVER = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+async def forward(request: web.Request, upstream: Upstream, target: str, body: bytes | None, *,
                   model: str, backend_key: str | None = None) -> web.StreamResponse:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _REQ_DROP}
     if backend_key:
         headers["Authorization"] = f"Bearer {backend_key}"
-    try:
-        up = await session.request(request.method, target, data=body, headers=headers, allow_redirects=False)
-    except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
-        why = type(exc).__name__ if not str(exc) else str(exc)
+    session = upstream.pooled
+    while True:
+        try:
+            up = await session.request(request.method, target, data=body, headers=headers, allow_redirects=False)
+            break
+        except _NO_SERVER as exc:
+            err = exc
+        except _STALE as exc:
+            err = exc
+            if session is upstream.pooled:
+                session = upstream.fresh  # no byte of an answer came: once more, on a new connection
+                continue
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+            err = exc
+        why = type(err).__name__ if not str(err) else str(err)
         return json_error(502, f"model '{model}' at {target} is not answering ({why}); "
                           "see 'llmdeck status'", "backend_unreachable", 502)
     try:
         resp = web.StreamResponse(status=up.status, reason=up.reason)
         for k, v in up.headers.items():
-            if k.lower() not in _RESP_DROP:
+            lk = k.lower()
+            if lk not in _RESP_DROP and not lk.startswith("access-control-"):
                 resp.headers.add(k, v)
         sse = up.headers.get("Content-Type", "").startswith("text/event-stream")
         if up.content_length is not None and not sse:
