@@ -87,7 +87,7 @@ async def test_503_while_loading(server):
     async with ChatClient(server.base_url, model="m", name="glm-5") as c:
         e = (await run(c))[0]
     assert (e.kind, e.status) == ("loading", 503)
-    assert "still loading" in e.message and "Loading model" in e.message and "llmdeck status glm-5" in e.message
+    assert "still loading" in e.message and "Loading model" in e.message and "'llmdeck health glm-5'" in e.message
 
 
 async def test_connection_refused():

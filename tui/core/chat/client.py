@@ -74,6 +74,7 @@ class ChatTarget:
     tool_call_parser: str | None = None
     #: True: the server splits reasoning out itself; False: it leaves raw tags; None: unknown
     server_parses_reasoning: bool | None = None
+    cli: str = "llmdeck"                # how error hints call llmdeck (``--registry PATH`` when needed)
 
     @classmethod
     def from_registry(cls, registry: "Registry", model: "Model | str", url: str | None = None) -> "ChatTarget":
@@ -93,7 +94,8 @@ class ChatTarget:
                    name=model.name, engine=model.engine, api_key_env=model.api_key_env,
                    defaults=defaults, reasoning_parser=model.reasoning_parser,
                    tool_call_parser=model.tool_call_parser,
-                   server_parses_reasoning=server_parses_reasoning(model))
+                   server_parses_reasoning=server_parses_reasoning(model),
+                   cli=errors.llmdeck_command(getattr(registry, "path", None)))
 
     @property
     def origin(self) -> str:
@@ -271,9 +273,14 @@ class ChatClient:
                     data = await resp.aread()
                     dec.done = True
                     put([errors.http_error(resp.status_code, data, url, sent_key=bool(t.api_key),
-                                           key_env=t.api_key_env, model=t.name)])
+                                           key_env=t.api_key_env, model=t.name, cli=t.cli)])
                     return
                 ctype = resp.headers.get("content-type", "")
+                if "event-stream" not in ctype and "json" not in ctype and "html" in ctype:
+                    data = await resp.aread()
+                    dec.done = True
+                    put([errors.not_openai(url, data, ctype)])
+                    return
                 if "event-stream" not in ctype and "json" in ctype:
                     import json
 
@@ -295,9 +302,9 @@ class ChatClient:
         except asyncio.CancelledError:
             put(dec.cancel(clock()))
         except httpx.ConnectError as exc:
-            put(dec.fail(errors.connect_error(exc, t.base_url, t.name), clock()))
+            put(dec.fail(errors.connect_error(exc, t.base_url, t.name, t.cli), clock()))
         except httpx.ConnectTimeout as exc:
-            put(dec.fail(errors.connect_error(exc, t.base_url, t.name), clock()))
+            put(dec.fail(errors.connect_error(exc, t.base_url, t.name, t.cli), clock()))
         except httpx.TimeoutException as exc:
             put(dec.fail(errors.timeout_error(exc, url, self.read_timeout), clock()))
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:

@@ -8,7 +8,10 @@ says "This model's maximum context length is X tokens. However, you requested Y 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+from pathlib import Path
 
 from tui.core.chat.events import Error
 
@@ -19,11 +22,50 @@ def _one_line(s: object) -> str:
     return " ".join(str(s).split())
 
 
+def llmdeck_command(registry_path: str | os.PathLike | None) -> str:
+    """How to call llmdeck on this registry in a hint: ``llmdeck``, or ``llmdeck --registry PATH``
+    when the registry is not the one llmdeck finds by itself ($LLMDECK_REGISTRY, else
+    ./models.json)."""
+    if registry_path is None:
+        return "llmdeck"
+    found = Path(os.environ.get("LLMDECK_REGISTRY") or "models.json")
+    try:
+        if Path(registry_path).resolve() == found.resolve():
+            return "llmdeck"
+    except OSError:
+        pass
+    return f"llmdeck --registry {shlex.quote(str(registry_path))}"
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+
+
+def looks_like_html(body: bytes, content_type: str = "") -> bool:
+    head = body.lstrip()[:64].lower()
+    return "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html", b"<head", b"<body"))
+
+
+def html_page(body: bytes) -> str:
+    """An HTML answer in a few words: never the page itself."""
+    m = _TITLE.search(body[:64 << 10])
+    title = _one_line(m.group(1).decode("utf-8", "replace"))[:60] if m else ""
+    return f"an HTML page{f' titled {title!r}' if title else ''}, not JSON: another program may be listening there"
+
+
+def not_openai(url: str, body: bytes, content_type: str = "") -> Error:
+    """A 200 answer that is neither an event stream nor JSON (a web page on the model's port)."""
+    what = html_page(body) if looks_like_html(body, content_type) else (
+        f"'{content_type or 'no content type'}', not an OpenAI event stream or JSON")
+    return Error(f"{url} answered with {what}; check the model's port or base_url", None, "protocol")
+
+
 def _server_message(body: bytes) -> tuple[str, dict]:
     text = body.decode("utf-8", "replace").strip()
     try:
         obj = json.loads(text)
     except ValueError:
+        if looks_like_html(body):
+            return html_page(body), {}
         return _one_line(text)[:300], {}
     err = obj.get("error", obj) if isinstance(obj, dict) else obj
     if isinstance(err, dict):
@@ -32,7 +74,8 @@ def _server_message(body: bytes) -> tuple[str, dict]:
 
 
 def http_error(status: int, body: bytes, url: str, *, sent_key: bool = False,
-               key_env: str | None = None, model: str | None = None) -> Error:
+               key_env: str | None = None, model: str | None = None, cli: str = "llmdeck") -> Error:
+    """``cli``: how hints call llmdeck (:func:`llmdeck_command`)."""
     msg, err = _server_message(body)
     etype = err.get("type") if isinstance(err, dict) else None
     where = f"HTTP {status} from {url}"
@@ -46,8 +89,8 @@ def http_error(status: int, body: bytes, url: str, *, sent_key: bool = False,
                     + (" per slot" if etype == "exceed_context_size_error" else ""))
         else:
             head = f"prompt too long: {msg}"
-        return Error(f"{head} ({where}); shorten the conversation or start the server with a "
-                     "larger ctx_size", status, "context_overflow")
+        return Error(f"{head} ({where}); start a new chat (ctrl+n in the TUI, /reset in '{cli} chat'), "
+                     "or start the server with a larger ctx_size", status, "context_overflow")
     if status in (401, 403):
         if sent_key:
             why = "the API key was rejected"
@@ -57,7 +100,7 @@ def http_error(status: int, body: bytes, url: str, *, sent_key: bool = False,
                else "give the model an api_key_env in models.json and set that variable")
         return Error(f"authentication failed: {why} ({where}: {msg}); {fix}", status, "auth")
     if status == 503:
-        hint = f"'llmdeck status {model}'" if model else "'llmdeck status'"
+        hint = f"'{cli} health {model}' says when" if model else f"'{cli} health' says when"
         return Error(f"the model is still loading ({where}: {msg}); wait until it is ready ({hint})",
                      status, "loading")
     if status == 404:
@@ -73,14 +116,14 @@ def _causes(exc: BaseException | None):
         seen += 1
 
 
-def connect_error(exc: BaseException, url: str, model: str | None = None) -> Error:
+def connect_error(exc: BaseException, url: str, model: str | None = None, cli: str = "llmdeck") -> Error:
     reason = _one_line(exc) or type(exc).__name__
     chain = list(_causes(exc))
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in reason.lower():
         reason = "connection refused"
     elif any(isinstance(e, TimeoutError) for e in chain) or "timed out" in reason.lower():
         reason = "connect timed out"
-    hint = (f"is it running? ('llmdeck status {model}', 'llmdeck start {model}')" if model
+    hint = (f"is it running? ('{cli} status', '{cli} start {model}')" if model
             else "is the server running and the URL right?")
     return Error(f"cannot connect to {url}: {reason}; {hint}", None, "connect")
 
