@@ -59,6 +59,10 @@ def replay():
 def test_one_shot_plain_against_a_model_llmdeck_runs(live, tmp_path, smollm_gguf):
     reg = registry(tmp_path, {"smol": {"engine": "llama-server", "model_path": str(smollm_gguf),
                                        "default_port": live.port, "params": {"temp": 0.0}}})
+    # llmdeck chats only with a server it knows runs (a stopped model is refused): the live
+    # server gets the two-line pid file of the seed's scripts, which llmdeck adopts
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "smol.pid").write_text(f"{live.proc.pid}\n{live.port}\n")
     r = llmdeck(reg, "smol", "Hello", "--max-tokens", "20")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "[thinking]\nHmm.\n[/thinking]\n\nHi!\n"
@@ -172,7 +176,7 @@ def test_errors_are_one_line(tmp_path):
     r = llmdeck(reg, "down", "hi")
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith("llmdeck: error: cannot connect to") and r.stderr.count("\n") == 1
-    assert "connection refused" in r.stderr and "llmdeck start down" in r.stderr
+    assert "connection refused" in r.stderr and f"'llmdeck --registry {reg} start down'" in r.stderr
     r = llmdeck(reg, "down", "hi", "--json")
     assert r.returncode == 1 and json.loads(r.stdout)["type"] == "error"
     r = llmdeck(reg, "dwn", "hi")

@@ -261,6 +261,23 @@ def _repl(conv, renderer, json_mode: bool) -> int:
             code = asyncio.run(_turn(conv, None, renderer))
 
 
+def _not_running(reg, model) -> str | None:
+    """One line when llmdeck knows the model's server is not running (its pid files; no network),
+    else None. The request is then never sent: whatever answers on that port is not the model."""
+    from tui.core import supervisor
+    from tui.core.chat.errors import llmdeck_command
+
+    st = supervisor.state_of(reg, model.name, probe=False)
+    if st.running:
+        return None
+    cli = llmdeck_command(reg.path)
+    if st.state == "crashed":
+        reason = (st.exit or {}).get("reason") or "exited"
+        return (f"{model.name} crashed ({reason}): '{cli} logs {model.name}' shows why, "
+                f"'{cli} start {model.name} --wait' starts it again")
+    return f"{model.name} is stopped: '{cli} start {model.name} --wait' starts it, then chat again"
+
+
 def run(args: argparse.Namespace) -> int:
     from tui.cli.main import load_model
 
@@ -268,6 +285,11 @@ def run(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_USAGE
     reg, model = found
+    if model.engine != "external":  # a stopped model's port may belong to another program now
+        refusal = _not_running(reg, model)
+        if refusal:
+            error(refusal)
+            return EXIT_FAIL
     tools = None
     if args.tools:
         from tui.core.chat.tools import ToolsError, load_tools
