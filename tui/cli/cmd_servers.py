@@ -127,6 +127,11 @@ def cmd_start(args) -> int:
                                           binary=args.binary, cpp_dir=args.cpp_dir, dry_run=True)
             for w in spec.warnings:
                 warn(w)
+            if spec.port:  # the start would stop here: say so, the command is still printed
+                try:
+                    supervisor.check_port_free(spec.host, spec.port)
+                except supervisor.SupervisorError as exc:
+                    warn(f"{exc} (a start now would fail)")
             print(spec.shell_line())
             _memory_line(reg, args.model, spec)
             return EXIT_OK
