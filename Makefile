@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# stops the demo's servers, then removes .demo; quiet when there is nothing to clean. When the
+# stop fails, .demo (its pid files) is kept so the servers are not left running unmanaged.
 clean-demo:
-	-$(BIN)/llmdeck --registry .demo/models.json stop --all
-	rm -rf .demo
+	@if [ -f .demo/models.json ]; then $(BIN)/llmdeck --registry .demo/models.json stop --all; fi
+	@rm -rf .demo
