@@ -190,7 +190,7 @@ def test_cli_quants_table_and_json(env, srv):
     assert "unsloth/GLM-5-GGUF @ " in out and "4 quants, 1 mmproj, 3 other files" in out
     line = next(x for x in out.splitlines() if x.startswith("UD-IQ2_XXS "))
     assert "glm4moe" in line and "202752" in line and "16/4" in line and "IQ2_XXS" in line
-    assert any(v in line for v in ("fits in VRAM", "fits in VRAM + RAM", "does not fit"))
+    assert any(v in line for v in ("fits in VRAM", "fits in VRAM + RAM", "fits in RAM (CPU)", "does not fit"))
     assert "mmproj: mmproj-F16.gguf" in out
     r = llmdeck(env, "quants", "unsloth/GLM-5-GGUF", "--json")
     rows = json.loads(r.stdout)

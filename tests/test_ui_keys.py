@@ -41,6 +41,7 @@ COVERAGE = {
     "bench_cancel": "test_ui_bench.py", "modal_yes": "test_kill_asks_first", "modal_no": "test_kill_asks_first",
     "detail_copy": "test_enter_opens_details_with_exit_reason", "detail_logs": "test_enter_opens_details_with_exit_reason",
     "detail_chat": "test_enter_opens_details_with_exit_reason", "detail_close": "test_enter_opens_details_with_exit_reason",
+    "add_model": "test_ui_add.py", "add_back": "test_ui_add.py",
 }
 
 

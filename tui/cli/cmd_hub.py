@@ -68,7 +68,10 @@ def print_table(t) -> None:
     for i, r in enumerate(t.quants):
         arch, ctx, layers, experts, ftype = _facts(r)
         verdict = r.fit.verdict if r.fit else "no"
-        mem = VERDICT_TEXT[verdict] + ("" if r.fit is None or r.fit.kv is not None else " (weights)")
+        mem = VERDICT_TEXT[verdict]
+        if verdict == "vram+ram" and r.fit is not None and not r.fit.machine.gpu_free:
+            mem = "fits in RAM (CPU)"
+        mem += "" if r.fit is None or r.fit.kv is not None else " (weights)"
         rows.append([r.quant, human_bytes(r.size_bytes), r.shards if not r.missing else f"{r.shards}!",
                      arch, ctx, layers, experts, ftype, mem])
         styles[i] = VERDICT_STYLE[verdict]

@@ -713,6 +713,29 @@ class LlmdeckApp(App):
         self.refresh_bindings()
         self.poll_now()
 
+    # -- adding a model from the Hub (a) ---------------------------------------------------------
+
+    def action_add_model(self) -> None:
+        from tui.ui.backend import HubAdd
+        from tui.ui.screens.add import AddScreen
+
+        self.push_screen(AddScreen(HubAdd(self.registry.path)), self._model_added)
+
+    def _model_added(self, result: tuple | None) -> None:
+        """The add screen wrote an entry: show it now (not at the watcher's next look), select
+        it and ask the download question, as ``d`` would."""
+        if not result or not self._alive():
+            return
+        name, reg, messages = result
+        self.on_registry_reloaded(RegistryReloaded(reg))
+        for m in messages:
+            self.notify(m, timeout=10)
+        if name in self.table.shown:
+            self.table.select(name)
+            self._select(name)
+        self.show_pane("downloads")
+        self._plan_download(name)
+
     # -- downloads -----------------------------------------------------------------------
 
     def action_download(self) -> None:

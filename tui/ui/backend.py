@@ -294,3 +294,36 @@ class Backend:
 
     def chat_session(self, name: str) -> ChatSession:
         return ChatSession(self.registry, name, **self.chat_options)
+
+
+class HubAdd:
+    """The add screen's door to the Hub (``a``): search, a repo's quant table, and writing the
+    entry (:mod:`tui.core.downloads.quants`, :mod:`tui.core.hubentry`). Blocking: call from
+    thread workers. Every error is a one-line ``DownloadError``/``RegistryError``."""
+
+    def __init__(self, registry_path: Path) -> None:
+        self.registry_path = registry_path
+
+    def parse(self, text: str) -> tuple[str, str | None]:
+        from tui.core.downloads.quants import parse_repo
+
+        return parse_repo(text)
+
+    def search(self, text: str, limit: int = 30) -> list:
+        from tui.core.downloads.quants import search
+
+        return search(text, limit=limit)
+
+    def table(self, repo_id: str):
+        from tui.core.downloads.quants import quant_table
+
+        return quant_table(repo_id)
+
+    def add(self, table, quant: str) -> tuple[str, Registry, list[str]]:
+        """Write the entry for ``quant``: (name, the new registry, warnings and notes)."""
+        from tui.core import hubentry, registry
+
+        reg = registry.load(self.registry_path)
+        built = hubentry.build(table, quant=quant, registry=reg)
+        new = registry.add_model(self.registry_path, built.name, built.entry)
+        return built.name, new, built.warnings + built.notes

@@ -14,6 +14,7 @@ chat        the chat pane (ctrl chords: the prompt input keeps printable keys)
 downloads   the downloads pane
 bench       the bench pane (ctrl chords: its fields keep printable keys)
 details     the details screen (``enter`` on a model)
+add         the add screen (``a``: a Hub repo or search, then a quant)
 modal       dialogs (confirm, help)
 ==========  ==========================================================================
 
@@ -39,7 +40,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "details", "modal")
+SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "details", "add", "modal")
 
 SCOPE_TITLES = {
     "global": "Everywhere",
@@ -50,6 +51,7 @@ SCOPE_TITLES = {
     "downloads": "Downloads pane",
     "bench": "Bench pane",
     "details": "Details (enter)",
+    "add": "Add a model (a)",
     "modal": "Dialogs",
 }
 
@@ -103,6 +105,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="models"),
     Action("zoom", "z", "zoom", "Zoom: the active pane on the whole screen, and back (esc leaves too)",
            "global", show=False, label="zoom"),
+    Action("add_model", "a", "add_model", "Add a model from the Hugging Face Hub (repo or search, then a quant)",
+           "global", show=False, label="add"),
     # the selected model
     Action("open", "enter", "open_model", "Open: details, command, last log lines", "models", show=False,
            binding=False),
@@ -172,6 +176,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("detail_logs", "l", "go('logs')", "Go to its live log", "details", label="logs"),
     Action("detail_chat", "c", "go('chat')", "Go to its chat", "details", label="chat"),
     Action("detail_close", "escape,q", "close", "Close", "details", key_display="esc", label="close"),
+    # the add screen
+    Action("add_back", "escape", "back", "Back: quants → results → the input → close", "add",
+           key_display="esc", palette=False, label="back"),
     # dialogs
     Action("modal_yes", "y", "yes", "Yes", "modal", palette=False, label="yes"),
     Action("modal_no", "n,escape", "no", "No / close", "modal", palette=False, label="no"),
