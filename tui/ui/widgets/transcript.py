@@ -356,6 +356,9 @@ class Transcript(ScrollView, can_focus=True):
         super().__init__(**kw)
         self.blocks: list[Block] = []
         self._offsets: list[int] = []
+        self._measured: list[list[Strip]] = []  # each block's lines as last measured (painted from)
+        self._measured_blocks: list[Block] = []
+        self._style = Style()  # rich_style as last measured (walking the DOM for it per row is slow)
         self._total = 0
         self._width = 0
         self._dirty = False
@@ -412,13 +415,17 @@ class Transcript(ScrollView, can_focus=True):
             return
         width = self.line_width
         console, base = self.app.console, self.rich_style
-        offsets, total = [], 0
+        offsets, measured, total = [], [], 0
         for b in self.blocks:
             offsets.append(total)
-            total += len(b.lines(console, width, base))
+            lines = b.lines(console, width, base)
+            measured.append(lines)
+            total += len(lines)
         if width != self._width and not self.following:
             self._paused_total += total - self._total  # a re-wrap is not new text
-        self._offsets, self._total, self._width = offsets, total, width
+        self._offsets, self._measured, self._total, self._width = offsets, measured, total, width
+        self._measured_blocks = list(self.blocks)
+        self._style = base
         self.virtual_size = Size(width, total)
         # the scrollbar's size and thumb: ScrollView updates them only on a layout pass that sees
         # a new size, and the virtual size is already current by then (a stale, tiny thumb)
@@ -436,6 +443,10 @@ class Transcript(ScrollView, can_focus=True):
     def _to_end_after_refresh(self) -> None:
         if self.following and self.scroll_y != self.max_scroll_y:
             self.scroll_to(y=self.max_scroll_y, animate=False, force=True, immediate=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._schedule()  # a new theme: the blocks render on the new base style
 
     def on_resize(self) -> None:
         if self.line_width != self._width:
@@ -536,25 +547,26 @@ class Transcript(ScrollView, can_focus=True):
     # -- painting -----------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
+        """A row from the lines as last measured: painting never renders Markdown (a block that
+        changed since is re-rendered once, by the next measure) and always matches the offsets."""
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
-        style = self.rich_style
-        if index >= self._total or not self.blocks:
+        style = self._style
+        if index >= self._total or not self._measured:
             return Strip.blank(width, style)
         bi = bisect_right(self._offsets, index) - 1
-        block = self.blocks[bi]
-        lines = block.lines(self.app.console, self._width, style)
+        lines = self._measured[bi]
         row = index - self._offsets[bi]
-        if row >= len(lines):  # changed since the last measure; the next one fixes it
+        if row >= len(lines):
             return Strip.blank(width, style)
         return lines[row].crop_extend(scroll_x, scroll_x + width, style)
 
     def block_at(self, y: int) -> Block | None:
         index = int(self.scroll_offset.y) + y
-        if not self.blocks or index >= self._total:
+        if not self._measured_blocks or index >= self._total:
             return None
-        return self.blocks[bisect_right(self._offsets, index) - 1]
+        return self._measured_blocks[bisect_right(self._offsets, index) - 1]
 
     def on_click(self, event) -> None:
         block = self.block_at(event.y)
