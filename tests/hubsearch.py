@@ -47,6 +47,16 @@ class _SearchHandler(_Handler):
             return self._search({k: v for k, v in parse_qs(url.query).items()})
         return super().do_GET()
 
+    def _repo_or_error(self, repo_id: str):
+        """``{"gated_files": true}``: gated as on the real Hub, where repo info and the listing
+        are public and only the files answer 403 ``GatedRepo``."""
+        repo = super()._repo_or_error(repo_id)
+        if repo is not None and repo.meta.get("gated_files") and "/resolve/" in self.path:
+            self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access to it "
+                        "and be authenticated to access it. Please log in.")
+            return None
+        return repo
+
     def _search(self, q: dict[str, list[str]]) -> None:
         text = (q.get("search") or [""])[-1].lower()
         filters = q.get("filter", [])
@@ -74,6 +84,12 @@ class _SearchHandler(_Handler):
         self._json(out[:limit])
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: with 30 header reads connecting at once the
+    # kernel drops SYNs and the client retries after 1 s, a stall no real Hub has
+    request_queue_size = 128
+
+
 class SearchHubServer(HubServer):
     def __init__(self, root: Path, **kw):
         super().__init__(root, **kw)
@@ -93,7 +109,7 @@ class SearchHubServer(HubServer):
         class Handler(_SearchHandler):
             hub = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -174,7 +190,10 @@ def populate_glm(root: Path) -> dict[str, str]:
     gated = root / "gated" / "Gated-GGUF"
     write_gguf(gated / "Q4_0" / "Gated-Q4_0.gguf", model_kv())
     _meta(gated, gated=True)
-    return {"glm": "unsloth/GLM-5-GGUF", "glm47": "unsloth/GLM-4.7-Flash-GGUF", "qwen": "Qwen/Qwen3-8B-GGUF",
+    hubgated = root / "meta-llama" / "Llama-Gated-GGUF"
+    write_split_model(hubgated / "Q4_K_M", "Llama-Gated-Q4_K_M", 2, shard_bytes=8 * KIB)
+    _meta(hubgated, gated_files=True)
+    return {"hubgated": "meta-llama/Llama-Gated-GGUF", "glm": "unsloth/GLM-5-GGUF", "glm47": "unsloth/GLM-4.7-Flash-GGUF", "qwen": "Qwen/Qwen3-8B-GGUF",
             "odd": "acme/Mystery-GGUF", "st": "acme/Safetensors-Only", "private": "secret/Private-GGUF",
             "gated": "gated/Gated-GGUF"}
 

@@ -260,6 +260,7 @@ def test_add_writes_an_entry_that_check_download_and_start_use_unchanged(env, tm
 @pytest.mark.parametrize("repo,needle,rc", [
     ("secret/Private-GGUF", "answered 401", 1),
     ("gated/Gated-GGUF", "is gated", 1),
+    ("meta-llama/Llama-Gated-GGUF", "is gated", 1),  # listing public, files 403, as on the real Hub
     ("nobody/Nothing-GGUF", "no such model repo", 1),
     ("acme/Safetensors-Only", "no GGUF model files", 2),
     ("not a repo", "not a Hub repo id", 2),

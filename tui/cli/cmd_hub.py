@@ -86,8 +86,9 @@ def print_table(t) -> None:
         print(f"mmproj: {p} ({human_bytes(n)})")
     m = t.machine
     if m is not None:
-        vram = " + ".join(human_bytes(x) for x in m.gpu_free) if m.gpu_free else f"no GPU ({m.gpu_note})"
-        print(f"memory: weights + KV cache at the model's context; VRAM free {vram}, RAM available "
+        vram = ("VRAM free " + " + ".join(human_bytes(x) for x in m.gpu_free)) if m.gpu_free \
+            else f"no GPU ({m.gpu_note})"
+        print(f"memory: weights + KV cache at the model's context; {vram}, RAM available "
               f"{human_bytes(m.ram_available)}")
 
 
@@ -161,10 +162,12 @@ def add_from_hub(args) -> int:
         info(n)
     row = t.row(built.quant)
     if row is not None and row.fit is not None:
-        info(f"{built.quant}: {human_bytes(row.size_bytes)}, {VERDICT_TEXT[hubentry.tier(row, t.machine)]} "
-             f"(at ctx {hubentry._judge_ctx(row):,}); at the model's context: {row.fit.line}")
+        tier = hubentry.tier(row, t.machine)
+        what = "fits in RAM (CPU)" if tier == "vram+ram" and not t.machine.gpu_free else VERDICT_TEXT[tier]
+        info(f"{built.quant}: {human_bytes(row.size_bytes)}, {what} with ctx {hubentry.judge_ctx(row):,}")
+        info(f"at the model's own context: {row.fit.line}")
     if args.dry_run:
-        print(json.dumps({built.name: built.entry}, indent=2))
+        print(json.dumps({built.name: built.entry}, indent=2, ensure_ascii=False))
         return EXIT_OK
     try:
         registry.add_model(path, built.name, built.entry)

@@ -109,14 +109,15 @@ def _vram(m: memfit.Machine) -> int:
     return sum(m.gpu_free) if m.gpu_free else 0
 
 
-def _judge_ctx(row) -> int:
+def judge_ctx(row) -> int:
+    """The context a quant's fit is judged at when choosing the default quant."""
     ctx = row.header.context_length if row.header is not None else None
     return min(ctx, MIN_CTX) if isinstance(ctx, int) and ctx > 0 else MIN_CTX
 
 
 def tier(row, mach: memfit.Machine) -> str:
     """"vram" | "vram+ram" | "no": the quant with the KV cache at the judging context."""
-    return memfit.estimate(row.size_bytes, row.header, {"ctx_size": _judge_ctx(row)}, mach).verdict
+    return memfit.estimate(row.size_bytes, row.header, {"ctx_size": judge_ctx(row)}, mach).verdict
 
 
 def choose_quant(table, quant: str | None, mach: memfit.Machine) -> tuple[Any, str | None]:

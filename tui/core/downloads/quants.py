@@ -279,16 +279,22 @@ def quant_table(repo_id: str, *, endpoint: str | None = None, token: str | None 
                     continue
             todo.append(r)
 
+        refused: list[HubError] = []
+
         def read(r: QuantRow) -> None:
             try:
                 r.header = remote_header(repo_id, r.first, revision, ep, tok, timeout=timeout)
             except (DownloadError, gguf.GGUFError, OSError) as exc:
                 r.header_error = str(exc)
+                if isinstance(exc, HubError) and exc.status in (401, 403):
+                    refused.append(exc)
 
         if todo:
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))),
                                     thread_name_prefix="gguf-header") as pool:
                 list(pool.map(read, todo))
+            if len(refused) == len(todo):  # a gated/private repo whose listing is public (as on the Hub)
+                raise refused[0]
             fresh = {r.first: header_to_json(r.header) for r in todo if r.header is not None}
             if fresh:
                 _save_cache(cpath, {**cached, **fresh})
