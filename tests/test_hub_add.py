@@ -275,6 +275,13 @@ def test_private_repo_works_with_the_token_and_429_says_when_to_retry(env, srv):
     r = llmdeck({**env, "HF_TOKEN": TOKEN}, "quants", "secret/Private-GGUF", "--json")
     assert r.returncode == 0, r.stderr
     assert [x["quant"] for x in json.loads(r.stdout)] == ["Q4_0"] and TOKEN not in r.stdout + r.stderr
+    token_file = Path(env["HF_HOME"]) / "token"  # what `hf auth login` writes
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(TOKEN)
+    r = llmdeck(env, "add", "secret/Private-GGUF", "--dry-run")
+    assert r.returncode == 0 and json.loads(r.stdout)["private"]["repo_id"] == "secret/Private-GGUF", r.stderr
+    assert TOKEN not in r.stdout + r.stderr
+    token_file.unlink()
     srv.rate_limit = 1
     r = llmdeck(env, "quants", "unsloth/GLM-5-GGUF")
     line = one_error_line(r)
