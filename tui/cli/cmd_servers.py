@@ -213,6 +213,8 @@ def cmd_stop(args) -> int:
         return EXIT_USAGE
     except supervisor.SupervisorError as exc:
         return _fail(exc)
+    if before.last_error and before.last_error.startswith("stale pid file"):
+        info(f"{args.model}: {before.last_error}")  # and that process was not signalled
     info(f"{args.model}: stopped" if before.pid else f"{args.model}: was not running")
     return EXIT_OK if st.state in ("stopped", "crashed") else EXIT_FAIL
 

@@ -11,27 +11,34 @@
 ``run/<model>.state``     JSON written by the watcher: ready_at, load_s, restarts, backoff.
 ``run/<model>.launch.json``  what the watcher was asked to run (argv, env, urls).
 ``run/<model>.key``  the API key for ``--api-key-file`` (mode 0600).
+``run/<model>.start.lock``  flocked from a start's state check until its pid file exists
+                     (and by a watcher around a restart), so one model never gets two
+                     servers; it holds the PID of the process starting one.
 ``run/history.json``  last load duration per model and quant (the ETA of the next load).
 
-All writes are atomic (temp file + rename) so a reader never sees half a file.
+All writes are atomic (temp file + rename) so a reader never sees half a file, and a link
+planted at a run file's name is replaced, never written through. Run files are 0600 in a
+0700 ``run/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.core import safefiles
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    from tui.core.registry import atomic_write_text
 
-    atomic_write_text(path, text, mode)
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    safefiles.atomic_write(path, text, mode)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -42,13 +49,64 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
     write_atomic(path, json.dumps(data, indent=1) + "\n", mode)
 
 
 def unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def unlink_pid_if(path: Path, pid: int | None) -> bool:
+    """Remove a pid file only while it still records ``pid`` (another start may have written
+    its own since it was read). Whether it was removed."""
+    rec = read_pid(path)
+    if rec is None or rec.pid != pid:
+        return False
+    unlink(path)
+    return True
+
+
+class Busy(Exception):
+    """Another process holds a model's start lock; ``holder`` is its PID when known."""
+
+    def __init__(self, holder: int | None):
+        super().__init__(f"held by pid {holder}" if holder else "held")
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def start_lock(path: Path, *, timeout: float = 60.0, give_up: Callable[[], bool] | None = None,
+               poll_s: float = 0.02) -> Iterator[None]:
+    """Hold ``run/<model>.start.lock`` (``flock``, across processes). Waits up to ``timeout``
+    seconds (or until ``give_up()``) and then raises :class:`Busy`. The file is opened without
+    following links and records the holder's PID; the lock goes with the process, so a
+    killed holder never leaves it taken."""
+    safefiles.private_dir(path.parent)
+    fd = safefiles.open_fd(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline or (give_up is not None and give_up()):
+                    try:
+                        holder = int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+                    except (OSError, ValueError):
+                        holder = None
+                    raise Busy(holder) from None
+                time.sleep(poll_s)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def process_start(pid: int) -> tuple[float | None, str | None]:
@@ -130,7 +188,7 @@ class PidRecord:
 def read_pid(path: Path) -> PidRecord | None:
     try:
         return PidRecord.parse(path.read_text())
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -190,6 +248,10 @@ class RunDir:
     @property
     def key(self) -> Path:
         return self._p(".key")
+
+    @property
+    def start_lock(self) -> Path:
+        return self._p(".start.lock")
 
 
 def history_path(run_dir: Path) -> Path:

@@ -18,9 +18,19 @@ unhealthy / stopped (nothing answers).
 
 **Adoption.** Any front end calls :func:`status`: it reads ``run/*.pid`` and re-attaches to a
 server only when its PID is alive *and* is the same process — its start time and command
-line match the pid file. A stale or recycled PID file is reported (``last_error``) and
-removed, and that process is never signalled. A zombie (exited but not reaped, common in
-containers whose PID 1 reaps nothing) counts as exited.
+line match the pid file — *and* is what llmdeck launched for this model: the command line is
+the one in ``run/<model>.launch.json`` (or, for a pid file without one, the engine's binary
+with this model's ``--port``) and the process's executable is that binary. A stale, recycled
+or forged PID file is reported (``last_error``) and removed, and that process is never
+signalled. A zombie (exited but not reaped, common in containers whose PID 1 reaps nothing)
+counts as exited. A ``run/`` folder that group or others can write to is refused (nothing in
+it is read or signalled): anyone could forge a pid file there.
+
+**One server per model.** :func:`start` holds ``run/<model>.start.lock`` (``flock``) from
+its state check until the new pid file exists, and a watcher holds it around each
+``on-failure`` restart, so two starts at once (CLI, TUI, router, watcher) never spawn two
+servers: the second waits, then finds the first running and fails with "already running".
+A watcher only removes or overwrites run files that record its own server.
 
 **Stop.** SIGTERM to the server's process group, SIGKILL after the grace period
 (``settings.stop_grace_s``, 30 s by default: llama-server can take that long to exit while
@@ -29,6 +39,7 @@ streams are open).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -44,7 +55,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from tui.core import engines, health, logfiles, runfiles
+from tui.core import engines, health, logfiles, runfiles, safefiles
 from tui.core.engines.base import LaunchError, LaunchSpec
 from tui.core.registry import Model, Registry
 
@@ -160,6 +171,10 @@ def _adopt_seed_record(registry: Registry, name: str, rd: runfiles.RunDir, rec: 
     rec.log = str(registry.log_file(name))
     rec.base_url = f"http://127.0.0.1:{rec.port}/v1"
     rec.health_url = f"http://127.0.0.1:{rec.port}/health"
+    # from now on it is checked like our own: the launch record is what it runs (one of an
+    # earlier llmdeck run of this model is over, since this server holds the model's port)
+    runfiles.write_json(rd.launch, {"model": name, "engine": "llama-server", "argv": rec.cmdline, "port": rec.port,
+                                    "adopted": "seed pid file"}, mode=0o600)
     runfiles.write_atomic(rd.pid, rec.dumps())
 
 
@@ -178,16 +193,104 @@ def _same_command(actual: list[str], launched: list[str]) -> bool:
     return 2 <= len(head) <= 3 and os.path.basename(head[-1]) == os.path.basename(launched[0])
 
 
-def _watcher_alive(pid: int | None) -> bool:
+def _argv_port(argv: list[str]) -> int | None:
+    for i, a in enumerate(argv):
+        try:
+            if a == "--port" and i + 1 < len(argv):
+                return int(argv[i + 1])
+            if a.startswith("--port="):
+                return int(a.split("=", 1)[1])
+        except ValueError:
+            return None
+    return None
+
+
+def _resolved(prog: str) -> str:
+    import shutil
+
+    if not os.path.isabs(prog):
+        prog = shutil.which(prog) or prog
+    return os.path.realpath(prog)
+
+
+def _looks_like_engine(registry: Registry, model: Model, argv: list[str]) -> bool:
+    """For a pid file with no launch record: is this command the model's engine at all?"""
+    if model.engine == "llama-server":
+        base = os.path.basename(argv[0])
+        own = os.path.basename(registry.settings.llama_server or "") or None
+        return base.startswith("llama-server") or base == own
+    return any(model.engine in a for a in argv[:4])
+
+
+def _launch_problem(registry: Registry, name: str, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> str | None:
+    """Why a live process that matches its pid file (start time, command line) is still not to
+    be adopted or signalled as this model's server, or None: its command must be the one
+    llmdeck launched for this model (``launch.json``; without one, the engine's binary with the
+    recorded ``--port``) and its executable that command's binary."""
+    model = registry.get(name)
+    launch = runfiles.read_json(rd.launch) or {}
+    launched = launch.get("argv") if isinstance(launch.get("argv"), list) and launch.get("argv") else None
+    who = f"pid {rec.pid}"
+    if launched is not None and rec.cmdline != launched:
+        return f"{who} is not the command llmdeck launched for '{name}' (see {rd.launch}): not adopted"
+    expected = launched or rec.cmdline
+    if not expected:
+        return f"{who}: the pid file records no command line: not adopted"
+    if launched is None and not _looks_like_engine(registry, model, expected):
+        return f"{who} ({os.path.basename(expected[0])}) is not a {model.engine} command: not adopted"
+    port = _argv_port(expected)
+    if model.engine == "llama-server" and port is None:
+        port = 8080  # llama-server's default
+    if port is not None and rec.port is not None and port != rec.port:
+        return f"{who} listens on port {port}, not the recorded {rec.port}: not adopted"
+    try:
+        p = psutil.Process(rec.pid)
+        exe, cmd = p.exe(), p.cmdline()
+    except psutil.NoSuchProcess:
+        return None  # gone meanwhile: the next look records its exit
+    except psutil.AccessDenied:
+        return f"{who} belongs to another user: not adopted"
+    if not exe:
+        return f"{who} shows no executable to compare: not adopted"
+    if not cmd or cmd == expected:  # started directly (or caught mid-exec: its start time matched)
+        ok = _resolved(expected[0]) == os.path.realpath(exe)
+    else:  # through its #! line: the interpreter runs
+        ok = _resolved(cmd[0]) == os.path.realpath(exe) or os.path.basename(exe).startswith(os.path.basename(cmd[0]))
+    if not ok:
+        return f"{who} runs {exe}, not {expected[0]}: not adopted"
+    return None
+
+
+def _watcher_alive(pid: int | None, rd: runfiles.RunDir | None = None) -> bool:
+    """A live watcher process (of this model's launch file, when ``rd`` is given)."""
     if not pid:
         return False
     try:
         p = psutil.Process(pid)
         if p.status() == psutil.STATUS_ZOMBIE:
             return False
-        return any("tui.core.watcher" in a for a in p.cmdline())
+        cmd = p.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+    if not any("tui.core.watcher" in a for a in cmd):
+        return False
+    if rd is None:
+        return True
+    launch = os.path.realpath(rd.launch)
+    return any(a.endswith(".launch.json") and os.path.realpath(a) == launch for a in cmd)
+
+
+def _check_run_dir(registry: Registry) -> None:
+    problem = safefiles.dir_problem(registry.run_dir)
+    if problem:
+        raise SupervisorError(problem)
+
+
+def _remove_key_if_unused(rd: runfiles.RunDir) -> None:
+    """The API key file goes with its server: removed once no pid file names a live server."""
+    rec = runfiles.read_pid(rd.pid)
+    if rec is None or _gone(rec.pid):
+        runfiles.unlink(rd.key)
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -224,30 +327,43 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
         return st
 
     now = time.time()
-    rec = runfiles.read_pid(rd.pid)
     st = ModelState(name=name, engine=model.engine, state="stopped", log=str(log))
+    problem = safefiles.dir_problem(registry.run_dir)
+    if problem:  # nothing in it is read, adopted or signalled
+        st.last_error = problem
+        return st
+    rec = runfiles.read_pid(rd.pid)
     exit_rec = runfiles.read_json(rd.exit)
     state_rec = runfiles.read_json(rd.state) or {}
     if rec is not None:
         same, why = _alive_same(rec)
+        if same and not rec.seed_format:
+            why = _launch_problem(registry, name, rd, rec)
+            same = why is None
         if same and rec.seed_format:
             _adopt_seed_record(registry, name, rd, rec)
         if not same and why:
-            # stale or recycled: report and clean up, never signal that process
-            runfiles.unlink(rd.pid)
+            # stale, recycled or forged: report and clean up, never signal that process
+            runfiles.unlink_pid_if(rd.pid, rec.pid)
             st.last_error = f"stale pid file {rd.pid} removed: {why}"
             rec = None
         elif not same:
             # our process is gone; the watcher records its exit unless it is gone too
-            if _watcher_alive(rec.watcher_pid):
+            watcher_alive = _watcher_alive(rec.watcher_pid)
+            if watcher_alive:
                 time.sleep(0.05)
                 exit_rec = runfiles.read_json(rd.exit)
-            if exit_rec is None or exit_rec.get("pid") != rec.pid:
-                stop_req = rd.stopping.exists()
-                exit_rec = dict(runfiles.exit_record(None, None, stop_requested=stop_req, pid=rec.pid),
-                                reason="exited; exit status unknown (its watcher was not running)")
-                runfiles.write_json(rd.exit, exit_rec)
-            runfiles.unlink(rd.pid)
+            cur = runfiles.read_pid(rd.pid)
+            if cur is not None and cur.pid == rec.pid:  # not replaced by a new start meanwhile
+                if exit_rec is None or exit_rec.get("pid") != rec.pid:
+                    stop_req = rd.stopping.exists()
+                    exit_rec = dict(runfiles.exit_record(None, None, stop_requested=stop_req, pid=rec.pid),
+                                    reason="exited; exit status unknown (its watcher was not running)")
+                    runfiles.write_json(rd.exit, exit_rec)
+                if runfiles.unlink_pid_if(rd.pid, rec.pid) and not _watcher_alive(rec.watcher_pid):
+                    runfiles.unlink(rd.key)  # its watcher would have; the key goes with its server
+            elif cur is not None:
+                return state_of(registry, name, probe=probe)
             rec = None
     if rec is not None:
         st.pid, st.port, st.quant = rec.pid, rec.port, rec.quant
@@ -373,9 +489,55 @@ def check_binary(argv0: str) -> None:
         raise SupervisorError(f"{argv0} --version failed (exit {p.returncode}): {tail[0]}")
 
 
+#: how long a start waits for another start of the same model to finish (its preflight and
+#: the wait for the pid file take at most ~30 s) before reporting "already starting"
+START_LOCK_WAIT_S = 60.0
+#: how long a start or stop waits for a model's watcher to end (it is writing the exit record)
+WATCHER_END_WAIT_S = 5.0
+
+
 def start(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
           binary: str | None = None, cpp_dir: str | None = None, check_bin: bool = True) -> ModelState:
-    """Preflight, then spawn the watcher in a new session. Returns once the PID is known."""
+    """Preflight, then spawn the watcher in a new session. Returns once the PID is known.
+
+    Exclusive per model (``run/<model>.start.lock``, see the module docstring): a second start
+    of the same model waits for the first and then fails with "already running (pid …)", or
+    with "already starting" when the first is still at it after :data:`START_LOCK_WAIT_S`."""
+    model = registry.get(name)
+    if model.engine == "external":
+        launch_spec(registry, name)  # raises: llmdeck does not start it
+    _check_run_dir(registry)
+    rd = runfiles.RunDir(registry.run_dir, name)
+    try:
+        safefiles.private_dir(registry.run_dir)
+        safefiles.private_dir(registry.logs_dir)
+        with runfiles.start_lock(rd.start_lock, timeout=START_LOCK_WAIT_S):
+            return _start_locked(registry, name, rd, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir,
+                                 check_bin=check_bin)
+    except runfiles.Busy as busy:
+        cur = state_of(registry, name, probe=False)
+        if cur.pid:
+            raise SupervisorError(f"model '{name}' is already starting (pid {cur.pid}, port {cur.port})") from None
+        by = f" by llmdeck pid {busy.holder}" if busy.holder else ""
+        raise SupervisorError(f"model '{name}' is already starting{by} ({rd.start_lock} is held)") from None
+    except safefiles.UnsafeFile as exc:
+        raise SupervisorError(str(exc)) from None
+
+
+def _end_watcher(rd: runfiles.RunDir, watcher: int | None) -> None:
+    """A watcher waiting to restart its server (``on-failure``) or finishing its exit record is
+    told to give up, and waited for, so that a new start does not race it."""
+    if not _watcher_alive(watcher, rd):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(watcher, signal.SIGTERM)
+    deadline = time.monotonic() + WATCHER_END_WAIT_S
+    while _watcher_alive(watcher, rd) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _start_locked(registry: Registry, name: str, rd: runfiles.RunDir, *, quant: str | None, port: int | None,
+                  binary: str | None, cpp_dir: str | None, check_bin: bool) -> ModelState:
     cur = state_of(registry, name)
     if cur.running:
         raise SupervisorError(f"model '{name}' is already running (pid {cur.pid}, port {cur.port}, {cur.state})")
@@ -385,16 +547,15 @@ def start(registry: Registry, name: str, *, quant: str | None = None, port: int 
         check_binary(spec.argv[0])
     if spec.port:
         check_port_free(spec.host, spec.port)
+    _end_watcher(rd, _last_watcher(rd))
 
-    rd = runfiles.RunDir(registry.run_dir, name)
-    registry.run_dir.mkdir(parents=True, exist_ok=True)
-    registry.logs_dir.mkdir(parents=True, exist_ok=True)
     log = registry.log_file(name)
+    safefiles.refuse_link(log)  # before rotating: a planted link is refused, not moved aside
     logfiles.rotate(log, registry.settings.log_runs_kept)
     qname = quant or model.default_quant
-    with open(log, "ab") as fh:
+    with safefiles.open_append(log) as fh:
         fh.write(logfiles.banner(name, f"starting ({spec.engine}, quant {qname or '-'}, port {spec.port})").encode())
-        fh.write(f"llmdeck: command: {spec.shell_line()}\n".encode())
+        fh.write(f"llmdeck: command: {spec.shell_line(masked=True)}\n".encode())
     for p in (rd.exit, rd.stopping, rd.state):
         runfiles.unlink(p)
     launch = {
@@ -404,7 +565,7 @@ def start(registry: Registry, name: str, *, quant: str | None = None, port: int 
         "secret_files": {str(k): v for k, v in spec.secret_files.items()},
     }
     runfiles.write_json(rd.launch, launch, mode=0o600)
-    logfh = open(log, "ab")
+    logfh = safefiles.open_append(log)
     try:
         w = subprocess.Popen([sys.executable, "-m", "tui.core.watcher", str(rd.launch)],
                              stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
@@ -486,6 +647,7 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
     model = registry.get(name)
     if model.engine == "external":
         raise SupervisorError(f"model '{name}' is engine 'external': llmdeck does not stop it")
+    _check_run_dir(registry)
     rd = runfiles.RunDir(registry.run_dir, name)
     st = state_of(registry, name, probe=False)
     watcher = st.watcher_pid or _last_watcher(rd)
@@ -493,7 +655,8 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
         # nothing running; a watcher waiting to restart is told to give up
         if _watcher_alive(watcher):
             runfiles.write_json(rd.stopping, {"at": time.time(), "grace": 0})
-            os.kill(watcher, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(watcher, signal.SIGTERM)
             for _ in range(100):
                 if not _watcher_alive(watcher):
                     break
@@ -503,6 +666,7 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
             if exit_rec:
                 exit_rec["stop_requested"] = True
                 runfiles.write_json(rd.exit, exit_rec)
+        _remove_key_if_unused(rd)
         return state_of(registry, name, probe=False)
     grace = registry.settings.stop_grace_s if grace is None else grace
     pid = st.pid
@@ -541,18 +705,25 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
         if not _watcher_alive(watcher):
             break
         time.sleep(0.02)
+    # and for the watcher itself to end: it removes run files as it goes, and a start that
+    # follows (restart) must not race it
+    deadline = time.monotonic() + WATCHER_END_WAIT_S
+    while _watcher_alive(watcher) and time.monotonic() < deadline:
+        time.sleep(0.02)
     ex = runfiles.read_json(rd.exit)
     if not ex or ex.get("pid") != pid:
         runfiles.write_json(rd.exit, runfiles.exit_record(None, None, stop_requested=True, pid=pid))
     else:
         ex["stop_requested"] = True
         runfiles.write_json(rd.exit, ex)
-    runfiles.unlink(rd.pid)
+    runfiles.unlink_pid_if(rd.pid, pid)
     runfiles.unlink(rd.stopping)
+    _remove_key_if_unused(rd)
     return state_of(registry, name, probe=False)
 
 
 def stop_all(registry: Registry, *, grace: float | None = None) -> list[ModelState]:
+    _check_run_dir(registry)
     out = []
     for st in status(registry, probe=False):
         if st.engine != "external" and (st.pid is not None or st.restarting_in_s):

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tui.core.registry import Model, Registry
+
+
+#: ``env`` names whose values are secrets: masked in the logged command line and in
+#: ``run/<model>.launch.json`` once the watcher has read it
+SECRET_NAME_RE = re.compile(r"TOKEN|KEY|SECRET|PASS", re.I)
+MASK = "****"
+
+
+def mask_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the values of secret-looking names (``*TOKEN*``, ``*KEY*``, ``*SECRET*``,
+    ``*PASS*``, any case) replaced by ``****``."""
+    return {k: (MASK if SECRET_NAME_RE.search(k) and v else v) for k, v in env.items()}
 
 
 class LaunchError(Exception):
@@ -33,11 +46,13 @@ class LaunchSpec:
     started_by_llmdeck: bool = True
     warnings: list[str] = field(default_factory=list)  # dry-run: what would stop a real start
 
-    def shell_line(self) -> str:
-        """The command as one copy-pasteable line (env first), for --dry-run."""
+    def shell_line(self, *, masked: bool = False) -> str:
+        """The command as one copy-pasteable line (env first), for --dry-run (which shows the
+        real values: it is asked for, to be pasted). ``masked``: secret-looking env values
+        replaced (:func:`mask_env`), for the server log."""
         import shlex
 
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (mask_env(self.env) if masked else self.env).items())
         cmd = shlex.join(self.argv)
         return f"{env} {cmd}" if env else cmd
 
