@@ -289,3 +289,29 @@ def test_private_repo_works_with_the_token_and_429_says_when_to_retry(env, srv):
     srv.rate_limit = 1
     r = llmdeck(env, "search", "glm")
     assert r.returncode == 1 and "retry in 7 s" in one_error_line(r)
+
+
+def test_grouping_edge_cases():
+    """Shapes seen on the Hub: an mmproj inside a quant folder, a folder and a root file carrying
+    the same quant, untagged root files (single and split), a split set missing a shard."""
+    from types import SimpleNamespace as F
+
+    entries = [F(path=p, size=n) for p, n in [
+        ("Q8_0/M-Q8_0-00001-of-00002.gguf", 10), ("Q8_0/M-Q8_0-00002-of-00002.gguf", 11),
+        ("Q8_0/mmproj-Q8_0.gguf", 3), ("M-Q8_0.gguf", 7), ("model.gguf", 5),
+        ("weights-00001-of-00002.gguf", 4), ("weights-00002-of-00002.gguf", 4),
+        ("BF16/M-BF16-00001-of-00003.gguf", 20), ("BF16/M-BF16-00003-of-00003.gguf", 20),
+        ("README.md", 1)]] + [F(path="Q8_0", size=None)]  # a folder entry (no size)
+    rows, mmproj, other = quants.group(entries)
+    by = {r.quant: r for r in rows}
+    assert set(by) == {"Q8_0", "M-Q8_0", "model", "weights", "BF16"}
+    assert by["Q8_0"].files == ["Q8_0/M-Q8_0-00001-of-00002.gguf", "Q8_0/M-Q8_0-00002-of-00002.gguf"]
+    assert by["M-Q8_0"].files == ["M-Q8_0.gguf"] and by["M-Q8_0"].pattern == "M-Q8_0.gguf"
+    assert by["model"].pattern == "model.gguf" and by["weights"].pattern == "weights-*-of-00002.gguf"
+    assert by["weights"].size_bytes == 8 and by["weights"].first == "weights-00001-of-00002.gguf"
+    assert by["BF16"].missing == ["M-BF16-00002-of-00003.gguf"]
+    assert mmproj == [("Q8_0/mmproj-Q8_0.gguf", 3)] and other == [("README.md", 1)]
+    table = quants.QuantTable("o/M-GGUF", "a" * 40, "http://x", rows, mmproj, other)
+    # a folder holding an mmproj gets an explicit file list, so the pattern cannot pull it in
+    assert hubentry.quant_spec(table, by["Q8_0"]) == {"files": by["Q8_0"].files, "size_gb": 21 / 1e9}
+    assert hubentry.quant_spec(table, by["BF16"])["pattern"] == "BF16/*.gguf"

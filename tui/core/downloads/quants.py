@@ -9,7 +9,8 @@ Decisions where the issue is silent:
 * **Grouping.** A ``.gguf`` under a top folder belongs to the quant named like the folder
   (``UD-IQ2_XXS/…-00001-of-00003.gguf``). A root ``.gguf`` belongs to the quant its name
   carries (``GLM-5-Q4_K_M.gguf`` → ``Q4_K_M``, :func:`plan.quant_tag`; split root files are one
-  quant); a root name carrying no known quant tag is a quant named by its stem. Files whose
+  quant); a root name carrying no known quant tag, or the tag of a folder quant, is a quant
+  named by its stem (``M-Q8_0`` beside a ``Q8_0/`` folder). Files whose
   name starts with ``mmproj`` are vision projectors, listed apart and never part of a quant.
   Other files (README, config, safetensors) are counted as "other".
 * **Headers** are read with ``Range`` requests (:func:`plan.remote_header`) concurrently, up
@@ -137,7 +138,9 @@ def group(entries: list[Any]) -> tuple[list[QuantRow], list[tuple[str, int]], li
     by_quant: dict[str, tuple[str | None, list[tuple[str, int]]]] = {}
     mmproj: list[tuple[str, int]] = []
     other: list[tuple[str, int]] = []
-    for e in sorted((e for e in entries if getattr(e, "size", None) is not None), key=lambda e: e.path):
+    # folders first: a folder quant keeps the bare name when a root file carries the same quant
+    for e in sorted((e for e in entries if getattr(e, "size", None) is not None),
+                    key=lambda e: ("/" not in e.path, e.path)):
         path, size = e.path, int(e.size)
         base = path.rsplit("/", 1)[-1]
         if not base.endswith(".gguf"):
@@ -153,7 +156,7 @@ def group(entries: list[Any]) -> tuple[list[QuantRow], list[tuple[str, int]], li
             key, where = quant_tag(base[:-5]) or re.sub(r"-\d{5}-of-\d{5}$", "", base[:-5]), None
         prev = by_quant.get(key)
         if prev is not None and prev[0] != where:  # a root file and a folder with the same name
-            key = base[:-5] if where is None else f"{where}/"
+            key = re.sub(r"-\d{5}-of-\d{5}$", "", base[:-5])
         by_quant.setdefault(key, (where, []))[1].append((path, size))
     rows = []
     for key, (folder, files) in sorted(by_quant.items(), key=lambda kv: -sum(s for _, s in kv[1][1])):
