@@ -4,7 +4,8 @@
   containing the text, case-insensitive; ``filter=gguf`` keeps repos with a ``.gguf`` file;
   ``downloads``/``likes``/``params`` from each repo's ``.hubmeta.json``);
 * ``delay`` — seconds added to every request (the benchmark's 50 ms Hub);
-* ``rate_limit`` — how many next requests answer 429 with ``Retry-After: <retry_after>``.
+* ``rate_limit`` — how many next requests (whose path contains ``rate_limit_path``) answer 429
+  with ``Retry-After: <retry_after>``.
 
 :func:`populate_glm` writes repos shaped like ``unsloth/GLM-5-GGUF`` (folder quants split in
 shards, root-file quants one of them split, an ``mmproj``, non-GGUF files), a Qwen3 repo, a
@@ -36,7 +37,7 @@ class _SearchHandler(_Handler):
         if hub.delay:
             time.sleep(hub.delay)
         with hub._lock:
-            limited = hub.rate_limit > 0
+            limited = hub.rate_limit > 0 and hub.rate_limit_path in self.path
             if limited:
                 hub.rate_limit -= 1
         if limited:
@@ -95,12 +96,14 @@ class SearchHubServer(HubServer):
         super().__init__(root, **kw)
         self.delay = 0.0
         self.rate_limit = 0
+        self.rate_limit_path = ""  # only requests whose path contains this are limited
         self.retry_after = 7
 
     def reset(self) -> "SearchHubServer":
         super().reset()
         self.delay = 0.0
         self.rate_limit = 0
+        self.rate_limit_path = ""
         return self
 
     def start(self) -> "SearchHubServer":  # HubServer.start with the search handler

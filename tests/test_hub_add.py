@@ -77,7 +77,9 @@ def repo_files(srv, repo: str) -> dict[str, int]:
 
 def test_quant_table_files_and_byte_sums_equal_the_repos(srv, tmp_path):
     repo = srv.repos["glm"]
+    srv.page_size = 4  # the listing follows the Hub's Link: rel="next" pages
     t = quants.quant_table(repo, token="", cache=tmp_path / "c")
+    assert len(srv.requests("GET", "/tree/")) > 3
     on_disk = repo_files(srv, repo)
     assert {r.quant for r in t.quants} == set(GLM_QUANTS)
     for r in t.quants:
@@ -288,6 +290,10 @@ def test_private_repo_works_with_the_token_and_429_says_when_to_retry(env, srv):
     assert r.returncode == 1 and "rate-limiting" in line and "(429)" in line and "retry in 7 s" in line
     srv.rate_limit = 1
     r = llmdeck(env, "search", "glm")
+    assert r.returncode == 1 and "retry in 7 s" in one_error_line(r)
+    # limited on the listing (after the repo info answered): at once, one line, no retry loop
+    srv.rate_limit, srv.rate_limit_path = 1, "/tree/"
+    r = llmdeck(env, "add", "unsloth/GLM-5-GGUF", "--dry-run", timeout=20)
     assert r.returncode == 1 and "retry in 7 s" in one_error_line(r)
 
 

@@ -90,6 +90,7 @@ def print_table(t) -> None:
             else f"no GPU ({m.gpu_note})"
         print(f"memory: weights + KV cache at the model's context; {vram}, RAM available "
               f"{human_bytes(m.ram_available)}")
+    print(f"add one: llmdeck add {t.repo_id}:{t.quants[0].quant} (without :QUANT, the largest that fits)")
 
 
 def cmd_quants(args) -> int:

@@ -244,10 +244,39 @@ def list_entries(repo_id: str, *, endpoint: str | None = None, token: str | None
     if not revision:
         raise HubError(f"{repo_id}: the Hub gave no commit sha for the repo", None)
     try:
-        entries = list(api.list_repo_tree(repo_id, recursive=True, revision=revision))
+        entries = _tree(repo_id, revision, ep, tok)
     except Exception as exc:
         raise hub.translate(exc, repo_id, ep, tok, revision=revision) from None
     return ep, revision, tok, entries
+
+
+def _get(url: str, params: dict | None, tok: str | None, timeout: float = 10.0):
+    """One GET to the Hub API, its error raised as huggingface_hub's. ``HfApi``'s listings page
+    through ``http_backoff``, which sleeps out each 429's ``Retry-After`` up to 5 times (minutes,
+    with log lines on stderr); here a refusal is answered at once, in one line."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    r = get_session().get(url, params=params, timeout=timeout,
+                          headers=build_hf_headers(token=tok or False, library_name="llmdeck"))
+    hf_raise_for_status(r)
+    return r
+
+
+def _tree(repo_id: str, revision: str, ep: str, tok: str | None) -> list[Any]:
+    """``HfApi.list_repo_tree(repo, recursive=True, revision=…)``: the same request and
+    objects, following the ``Link: rel="next"`` pages, without the retry loop (see :func:`_get`)."""
+    from urllib.parse import quote
+
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    url: str | None = f"{ep}/api/models/{repo_id}/tree/{quote(revision, safe='')}"
+    params: dict | None = {"recursive": "true", "expand": "false"}
+    out: list[Any] = []
+    while url:
+        r = _get(url, params, tok)
+        out += [RepoFile(**e) if e.get("type") == "file" else RepoFolder(**e) for e in r.json()]
+        url, params = r.links.get("next", {}).get("url"), None  # the next link carries the query
+    return out
 
 
 def quant_table(repo_id: str, *, endpoint: str | None = None, token: str | None = None,
@@ -327,11 +356,8 @@ class SearchHit:
 def search(text: str, *, limit: int = 20, endpoint: str | None = None, token: str | None = None,
            timeout: float = 10.0) -> list[SearchHit]:
     """GGUF repos matching ``text``, most downloaded first: the request ``HfApi.list_models``
-    sends (``/api/models?search=…&filter=gguf&sort=downloads``), made once: ``list_models``
-    pages through ``http_backoff``, which sleeps out a 429's ``Retry-After`` up to 5 times
-    (minutes, with log lines on stderr); a search answers at once, or says when to retry."""
+    sends (``/api/models?search=…&filter=gguf&sort=downloads``), made once (see :func:`_get`)."""
     from huggingface_hub.hf_api import ModelInfo
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     ep = hub.endpoint(endpoint)
     tok = hub.token() if token is None else (token or None)
@@ -339,9 +365,7 @@ def search(text: str, *, limit: int = 20, endpoint: str | None = None, token: st
               "expand": ["downloads", "likes", "lastModified", "gguf", "safetensors"]}
     out = []
     try:
-        r = get_session().get(f"{ep}/api/models", params=params, timeout=timeout,
-                              headers=build_hf_headers(token=tok or False, library_name="llmdeck"))
-        hf_raise_for_status(r)
+        r = _get(f"{ep}/api/models", params, tok, timeout)
         for item in r.json()[:limit]:
             m = ModelInfo(**{"siblings": None, **item})
             params = None
