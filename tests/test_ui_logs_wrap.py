@@ -52,6 +52,11 @@ def log_rows(app) -> list[str]:
     return [row[r.x:r.x + r.width] for row in screen(app)[r.y:r.y + r.height]]
 
 
+def nospace(rows: list[str]) -> str:
+    """Rows joined without spaces (a row broken after a space is padded to the pane's width)."""
+    return "".join(rows).replace(" ", "")
+
+
 def append(path, lines):
     with open(path, "a") as fh:
         fh.write("".join(f"{x}\n" for x in lines))
@@ -90,6 +95,23 @@ async def test_a_long_line_wraps_to_its_last_character_and_w_cuts_it(tmp_path, m
         await pilot.press("w")
         await pilot.pause(0.05)
         assert LONG in "".join(log_rows(app))
+
+
+async def test_words_are_not_cut_in_two(tmp_path, monkeypatch):
+    """A row breaks after a space near the edge; a run without spaces fills its rows."""
+    app, be = make_app(tmp_path, monkeypatch)
+    words = " ".join(f"w{i:02d}x" for i in range(60)) + " #END"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app, be, extra=[words])
+        await pilot.press("end")
+        rows = [r.strip() for r in log_rows(app)]
+        first = next(i for i, r in enumerate(rows) if r.startswith("w00x"))
+        last = next(i for i, r in enumerate(rows) if r.endswith("#END") and i >= first)
+        mine = rows[first:last + 1]
+        assert " ".join(mine).split() == words.split(), mine
+        for r in mine:  # every row holds whole words only
+            assert all(len(w) == 4 or w == "#END" for w in r.split()), r
+        assert len(mine[0]) > 70  # and rows are used up to near the edge
 
 
 async def test_wide_characters_and_tabs_wrap_whole(tmp_path, monkeypatch):
@@ -156,12 +178,12 @@ async def test_search_highlights_and_jumps_in_wrapped_lines(tmp_path, monkeypatc
                            if is_match(style))
 
         # the newest match (line 60): its rows shown, the match highlighted on the row it wrapped to
-        joined = "".join(log_rows(app))
-        assert ("line 60 " + LONG + " needle here") in joined
+        joined = nospace(log_rows(app))
+        assert nospace(["line 60 " + LONG + " needle here"]) in joined
         assert highlighted() == "needle"
         await pilot.press("n")  # the older one, far above: scrolled into view, highlighted
         await pilot.pause(0.05)
-        assert ("line 5 " + LONG + " needle here") in "".join(log_rows(app))
+        assert nospace(["line 5 " + LONG + " needle here"]) in nospace(log_rows(app))
         assert highlighted() == "needle"
         assert "match 1 of 2" in "".join(screen(app))
 
@@ -229,5 +251,7 @@ async def test_wide_terminal_gives_the_logs_most_of_the_width(tmp_path, monkeypa
         header = next(r for r in shown if " model " in r and " state " in r)
         for col in ("model", "quant", "files", "state", "port", "VRAM", "RAM"):  # the table keeps these
             assert f" {col}" in header[:left], (col, header)
+        for name in be.registry.models:  # every row: no horizontal scrollbar takes the last one
+            assert any(r[:left].startswith(f" {name} ") for r in shown), name
         # the log rows are as wide as the pane
         assert len(log_rows(app)[0]) >= 160 - left - 1
