@@ -321,3 +321,44 @@ def test_grouping_edge_cases():
     # a folder holding an mmproj gets an explicit file list, so the pattern cannot pull it in
     assert hubentry.quant_spec(table, by["Q8_0"]) == {"files": by["Q8_0"].files, "size_gb": 21 / 1e9}
     assert hubentry.quant_spec(table, by["BF16"])["pattern"] == "BF16/*.gguf"
+
+
+# --- end to end: an entry from a repo id alone, served by the real llama-server -----------------
+
+@pytest.fixture(scope="module")
+def smol_hub(tmp_path_factory, smollm_gguf):
+    from hubserver import split_gguf
+
+    root = tmp_path_factory.mktemp("smolhub")
+    split_gguf(smollm_gguf, root / "HuggingFaceTB" / "SmolLM2-135M-Instruct-GGUF" / "Q4_1", 2)
+    srv = SearchHubServer(root).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.server
+@pytest.mark.timeout(180)
+def test_an_added_entry_downloads_and_the_real_llama_server_serves_it(smol_hub, llama_server_bin, tmp_path):
+    from conftest import free_port, kill_servers
+
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    e.update(HF_ENDPOINT=smol_hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
+             LLMDECK_REGISTRY=str(tmp_path / "models.json"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    (tmp_path / "models.json").write_text(json.dumps({"settings": {"models_dir": str(tmp_path / "models"),
+                                                                   "llama_server": str(llama_server_bin)},
+                                                      "models": {}}))
+    port = free_port()
+    r = llmdeck(e, "add", "hf.co/HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "--port", str(port))
+    assert r.returncode == 0, r.stderr
+    assert "no reasoning/tool-call parser" in r.stderr and "llama" in r.stderr  # an unknown family says so
+    entry = json.loads((tmp_path / "models.json").read_text())["models"]["smollm2-135m-instruct"]
+    assert entry["default_quant"] == "Q4_1" and entry["params"]["ctx_size"] == 8192
+    assert llmdeck(e, "download", "smollm2-135m-instruct").returncode == 0
+    try:
+        r = llmdeck(e, "start", "smollm2-135m-instruct", "--wait", "--timeout", "120", timeout=150)
+        assert r.returncode == 0, r.stderr
+        r = llmdeck(e, "chat", "smollm2-135m-instruct", "Say hi.", "--max-tokens", "8", timeout=60)
+        assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    finally:
+        llmdeck(e, "stop", "smollm2-135m-instruct", timeout=60)
+        kill_servers(registry.load(tmp_path / "models.json"))
