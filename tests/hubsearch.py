@@ -153,9 +153,12 @@ def populate_glm(root: Path) -> dict[str, str]:
     """The repos for the add/quants/search tests; returns a short key -> repo id."""
     glm = root / "unsloth" / "GLM-5-GGUF"
     for i, (q, (ft, folder, n)) in enumerate(GLM_QUANTS.items()):
-        kv = model_kv("glm4moe", name="GLM-5", file_type=ft, layers=6, experts=16, used=4, ctx=202752)
-        kv["general.basename"] = "GLM-5"
-        kv["glm4moe.attention.head_count_kv"] = 2
+        # a 20,000-token vocabulary: shard 1's header (~0.4 MB) is larger than the table's first read
+        base = model_kv("glm4moe", name="GLM-5", file_type=ft, layers=6, experts=16, used=4, ctx=202752,
+                        vocab=20000)
+        kv = {k: v for k, v in base.items() if not k.startswith("tokenizer.")}
+        kv.update({"general.basename": "GLM-5", "glm4moe.attention.head_count_kv": 2})
+        kv.update({k: v for k, v in base.items() if k.startswith("tokenizer.")})  # the tokenizer last, as converted
         size = (96 + 32 * i) * KIB
         if folder:
             write_split_model(glm / folder, f"GLM-5-{q}", n, shard_bytes=size, kv=kv, seed=10 + i)

@@ -101,15 +101,22 @@ def test_quant_table_files_and_byte_sums_equal_the_repos(srv, tmp_path):
 def test_header_facts_equal_the_files_and_are_cached_per_commit(srv, tmp_path):
     repo = srv.repos["glm"]
     t = quants.quant_table(repo, token="", cache=tmp_path / "c")
+    facts = ("architecture", "name", "size_label", "file_type", "context_length", "block_count",
+             "embedding_length", "expert_count", "expert_used_count", "vocab_size", "tensor_count")
     for r in t.quants:
         local = gguf.read_file(srv.root / repo / r.first, tensors=True)
-        assert r.header is not None and r.header.summary() == local.summary()
+        assert r.header is not None
+        assert {k: r.header.summary()[k] for k in facts} == {k: local.summary()[k] for k in facts}
+        assert all(r.header.kv[k] == v for k, v in local.kv.items() if not k.startswith(("tokenizer.", "split.")))
         assert r.header.file_type_name == gguf.FILE_TYPES[GLM_QUANTS[r.quant][0]]
+        # read only up to the vocabulary: one Range request of 256 KiB for a header larger than that
+        assert r.header.extra["stopped_at"] == "tokenizer.ggml.tokens" and local.header_size > 256 << 10
         assert r.first.endswith(("-00001-of-00002.gguf", "-00001-of-00003.gguf", "Q4_K_M.gguf"))
         # memory: weights are the exact bytes, KV at the model's own context
         assert r.fit.weights == r.size_bytes and r.fit.ctx == 202752 and r.fit.kv > 0
     ranges = [q for q in srv.requests("GET", "/cdn/") if q.range]
     assert len(ranges) == len(t.quants)  # one Range request per quant, nothing downloaded whole
+    assert {q.range for q in ranges} == {"bytes=0-262143"}
     srv.log.clear()
     t2 = quants.quant_table(repo, token="", cache=tmp_path / "c")
     assert t2.cached_headers == len(t2.quants) and not srv.requests("GET", "/cdn/")

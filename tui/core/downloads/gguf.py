@@ -295,12 +295,19 @@ class _Reader:
         raise GGUFError(f"unknown GGUF array element type {et} at byte {self.pos}")
 
 
-def parse(buf, *, tensors: bool = True) -> GGUFHeader:
+def parse(buf, *, tensors: bool = True, until_vocab: bool = False) -> GGUFHeader:
     """Parse a GGUF header from bytes/memoryview/mmap ``buf`` (the file's first bytes).
 
     Raises :class:`Truncated` when ``buf`` ends inside the KV section, :class:`GGUFError` when
     it is not GGUF. With ``tensors=True`` the tensor infos are parsed too; if they are cut off
     the header is returned without them (``tensors=None``) rather than failing.
+
+    ``until_vocab``: stop at the first long string array (the vocabulary) once the architecture
+    is known, keeping only its length, and return what was read (``extra["stopped_at"]`` names
+    the key). The model's facts (architecture, context, layers, heads, experts, file type) come
+    before the tokenizer in converted files; the vocabulary and merges behind it are most of a
+    big header (several MB), so a quant table reads ~0.1 MB per quant instead. Keys after it
+    (merges, the chat template, ``split.*``) and the tensor infos are then absent.
     """
     if len(buf) < 4:
         raise Truncated(24)
@@ -325,6 +332,16 @@ def parse(buf, *, tensors: bool = True) -> GGUFHeader:
     for _ in range(n_kv):
         key = r.read_str()
         t = r.read_u32()
+        if until_vocab and t == T_ARRAY and "general.architecture" in kv:
+            at = r.pos
+            et, n = r.read_u32(), r.read_u64()
+            if et == T_STRING and n > SMALL_ARRAY:
+                kv[key] = ArrayInfo(et, n)
+                header = GGUFHeader(version=version, tensor_count=n_tensors, kv=kv, header_size=r.pos,
+                                    byteorder=byteorder)
+                header.extra["stopped_at"] = key
+                return header
+            r.pos = at
         kv[key] = r.read_value(t)
     header = GGUFHeader(version=version, tensor_count=n_tensors, kv=kv, header_size=r.pos,
                         byteorder=byteorder)

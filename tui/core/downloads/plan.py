@@ -382,8 +382,10 @@ def _attach_header(plan: Plan, tok: str | None, timeout: float) -> None:
 
 
 def remote_header(repo_id: str, path: str, revision: str, ep: str, tok: str | None, *,
-                  timeout: float = 10.0, first: int = HEADER_FIRST, limit: int = HEADER_MAX) -> gguf.GGUFHeader:
-    """Read a GGUF header from the Hub with ``Range`` requests (1 MiB, then more as needed)."""
+                  timeout: float = 10.0, first: int = HEADER_FIRST, limit: int = HEADER_MAX,
+                  until_vocab: bool = False) -> gguf.GGUFHeader:
+    """Read a GGUF header from the Hub with ``Range`` requests (1 MiB, then more as needed).
+    ``until_vocab``: only the model's facts, up to the vocabulary (see :func:`gguf.parse`)."""
     from tui.core.downloads import fetch
 
     loc = hub.file_location(repo_id, path, revision, ep, tok)
@@ -403,7 +405,7 @@ def remote_header(repo_id: str, path: str, revision: str, ep: str, tok: str | No
             except fetch.FetchError as exc:
                 raise HubError(f"{repo_id} ({path}): reading the GGUF header: {exc}", None) from None
         try:
-            h = gguf.parse(memoryview(buf), tensors=True)
+            h = gguf.parse(memoryview(buf), tensors=not until_vocab, until_vocab=until_vocab)
         except gguf.Truncated as t:
             if len(buf) >= limit or (size is not None and len(buf) >= size):
                 raise gguf.GGUFError(f"{path}: GGUF header larger than {len(buf)} bytes") from None

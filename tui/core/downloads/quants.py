@@ -15,7 +15,9 @@ Decisions where the issue is silent:
   Other files (README, config, safetensors) are counted as "other".
 * **Headers** are read with ``Range`` requests (:func:`plan.remote_header`) concurrently, up
   to :data:`HEADER_WORKERS` at once, so a repo with 30 quants lists in about the time of its
-  slowest request. They are cached per commit in ``~/.cache/llmdeck/hub-headers/`` (a commit
+  slowest request. Only up to the vocabulary (``gguf.parse(until_vocab=True)``): the facts
+  shown come before it, and a big model's vocabulary and merges are megabytes per quant, so
+  the first 256 KiB usually suffice; the download plan still reads the whole header. They are cached per commit in ``~/.cache/llmdeck/hub-headers/`` (a commit
   never changes, so the cache is never stale); a header that cannot be read is shown as
   such and does not fail the table.
 * **Memory**: :func:`tui.core.memfit.estimate` with no params, i.e. weights + the KV cache at
@@ -41,6 +43,7 @@ from tui.core.downloads.errors import DownloadError, HubError
 from tui.core.downloads.plan import group_shards, quant_tag, remote_header
 
 HEADER_WORKERS = 32
+FACTS_FIRST = 256 << 10  # the first Range request per quant; more only while the facts need it
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -105,6 +108,7 @@ class QuantRow:
         return {"quant": self.quant, "files": list(self.files), "sizes": list(self.sizes),
                 "size_bytes": self.size_bytes, "shards": self.shards, "missing_shards": self.missing,
                 "pattern": self.pattern, "header": self.header.summary() if self.header else None,
+                "header_read_until": self.header.extra.get("stopped_at") if self.header else None,
                 "header_error": self.header_error, "memory": self.fit.to_json() if self.fit else None}
 
 
@@ -189,17 +193,21 @@ def _dec(v: Any) -> Any:
 
 def header_to_json(h: gguf.GGUFHeader) -> dict[str, Any]:
     return {"version": h.version, "tensor_count": h.tensor_count, "header_size": h.header_size,
-            "byteorder": h.byteorder, "kv": {k: _enc(v) for k, v in h.kv.items()},
+            "byteorder": h.byteorder, "stopped_at": h.extra.get("stopped_at"),
+            "kv": {k: _enc(v) for k, v in h.kv.items()},
             "tensors": [[t.name, list(t.shape), t.type, t.offset] for t in h.tensors]
             if h.tensors is not None else None}
 
 
 def header_from_json(d: dict[str, Any]) -> gguf.GGUFHeader:
     tensors = d.get("tensors")
-    return gguf.GGUFHeader(d["version"], d["tensor_count"], {k: _dec(v) for k, v in d["kv"].items()},
-                           d["header_size"],
-                           [gguf.TensorInfo(n, tuple(s), t, o) for n, s, t, o in tensors]
-                           if tensors is not None else None, d.get("byteorder", "little"))
+    h = gguf.GGUFHeader(d["version"], d["tensor_count"], {k: _dec(v) for k, v in d["kv"].items()},
+                        d["header_size"],
+                        [gguf.TensorInfo(n, tuple(s), t, o) for n, s, t, o in tensors]
+                        if tensors is not None else None, d.get("byteorder", "little"))
+    if d.get("stopped_at"):
+        h.extra["stopped_at"] = d["stopped_at"]
+    return h
 
 
 def _cache_file(cache: Path, repo_id: str, revision: str) -> Path:
@@ -315,7 +323,8 @@ def quant_table(repo_id: str, *, endpoint: str | None = None, token: str | None 
 
         def read(r: QuantRow) -> None:
             try:
-                r.header = remote_header(repo_id, r.first, revision, ep, tok, timeout=timeout)
+                r.header = remote_header(repo_id, r.first, revision, ep, tok, timeout=timeout,
+                                         first=FACTS_FIRST, until_vocab=True)
             except (DownloadError, gguf.GGUFError, OSError) as exc:
                 r.header_error = str(exc)
                 if isinstance(exc, HubError) and exc.status in (401, 403):
