@@ -48,7 +48,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,44 +57,11 @@ import psutil
 from tui.core import engines, health, logfiles, runfiles, safefiles
 from tui.core.engines.base import LaunchError, LaunchSpec
 from tui.core.registry import Model, Registry
-
-STATES = ("stopped", "starting", "loading", "ready", "unhealthy", "stopping", "crashed")
-RUNNING_STATES = ("starting", "loading", "ready", "unhealthy", "stopping")
+from tui.core.states import RUNNING_STATES, STATES, ModelState, fill_loading  # noqa: F401 — re-exported
 
 
 class SupervisorError(Exception):
     """An operation on a server failed; the message is one line."""
-
-
-@dataclass
-class ModelState:
-    name: str
-    engine: str
-    state: str
-    pid: int | None = None
-    port: int | None = None
-    url: str | None = None  # OpenAI base URL (…/v1)
-    since: float | None = None  # when the current state's run started (epoch s)
-    uptime_s: float | None = None
-    exit: dict[str, Any] | None = None  # {"code", "signal", "reason", "at"} of the last run
-    last_error: str | None = None
-    last_log_lines: list[str] = field(default_factory=list)
-    stage: str | None = None
-    load_elapsed_s: float | None = None
-    load_eta_s: float | None = None
-    last_load_s: float | None = None
-    quant: str | None = None
-    log: str | None = None
-    restarting_in_s: float | None = None
-    watcher_pid: int | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.state in RUNNING_STATES
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        return d
 
 
 # --- process identity ----------------------------------------------------------------------
@@ -385,11 +351,7 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
         else:
             st.state = "starting"
         if st.state in ("starting", "loading"):
-            st.load_elapsed_s = st.uptime_s
-            st.stage = logfiles.stage(log)
-            st.last_load_s = runfiles.last_load_time(registry.run_dir, name, rec.quant)
-            if st.last_load_s is not None and st.load_elapsed_s is not None:
-                st.load_eta_s = max(0.0, st.last_load_s - st.load_elapsed_s)
+            fill_loading(st, registry, log)
         elif state_rec.get("pid") == rec.pid and state_rec.get("load_s") is not None:
             st.last_load_s = state_rec.get("load_s")
         return st
