@@ -255,3 +255,35 @@ async def test_wide_terminal_gives_the_logs_most_of_the_width(tmp_path, monkeypa
             assert any(r[:left].startswith(f" {name} ") for r in shown), name
         # the log rows are as wide as the pane
         assert len(log_rows(app)[0]) >= 160 - left - 1
+
+
+async def test_remapped_wrap_and_zoom_keys_work_and_the_head_line_names_them(tmp_path, monkeypatch):
+    import json
+
+    import ui_fakes as F
+
+    from tui.core import registry
+    from tui.ui.app import LlmdeckApp
+
+    F.write_registry(tmp_path)
+    path = tmp_path / "models.json"
+    raw = json.loads(path.read_text())
+    raw["settings"]["keymap"] = {"log_wrap": "W", "zoom": "Z"}
+    path.write_text(json.dumps(raw))
+    monkeypatch.chdir(tmp_path)
+    reg = registry.load(path)
+    be = F.FakeBackend(reg)
+    be.ready_after_polls = 10**9
+    app = LlmdeckApp(reg, backend=be, status_interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app, be)
+        assert "W wrap on · Z zoom" in "".join(screen(app))
+        await pilot.press("w", "z")  # the old keys do nothing
+        await pilot.pause(0.05)
+        assert LONG in "".join(log_rows(app)) and any("glm-4.7-flash" in r for r in screen(app))
+        await pilot.press("W")
+        await pilot.pause(0.05)
+        assert "W wrap off · Z zoom" in "".join(screen(app)) and not any("#END" in r for r in screen(app))
+        await pilot.press("Z")
+        await pilot.pause(0.05)
+        assert not any("glm-4.7-flash" in r for r in screen(app))

@@ -628,9 +628,11 @@ class LogPane(Vertical):
         # the badge needs the room; the footer has none for these two keys at 80 columns
         self.query_one("#log-keys").set_class(self.paused, "-hidden")
 
-    @staticmethod
-    def _keys_hint(wrap: bool) -> str:
-        return f"w wrap {'on' if wrap else 'off'} · z zoom"
+    def _keys_hint(self, wrap: bool) -> str:
+        """``w wrap on · z zoom``, with the user's keys where settings.keymap moves them."""
+        keymap = getattr(self.app, "user_keymap", None)
+        w, z = (keys.display(keys.BY_ID[a], keymap) for a in ("log_wrap", "zoom"))
+        return f"{w} wrap {'on' if wrap else 'off'} · {z} zoom"
 
     def wrap_changed(self) -> None:
         self.query_one("#log-keys", Static).update(self._keys_hint(self.wrap))
