@@ -247,14 +247,20 @@ class ChatClient:
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.create_task(self._produce(body, raw, queue))
         self._task = task
+        ended = False
         try:
             while True:
                 batch = await queue.get()
                 for ev in batch:
                     yield ev
                 if batch and isinstance(batch[-1], TERMINAL):
+                    ended = True
                     return
         finally:
+            if ended and not task.done():
+                # the producer is closing the response: let it (a cancel there left the pooled
+                # connection marked active forever, so every turn opened a new one)
+                await asyncio.wait({task}, timeout=1.0)
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
