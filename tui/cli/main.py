@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "tui.cli.cmd_serve",
     "tui.cli.cmd_bench",
     "tui.cli.cmd_chat",
+    "tui.cli.cmd_eval",
 ]
 
 
@@ -79,9 +80,24 @@ def load_model(args: argparse.Namespace):
         return None
 
 
+def _tui_args(argv: list[str]) -> argparse.Namespace | None:
+    """``llmdeck`` or ``llmdeck --registry PATH`` (the TUI), parsed without building every
+    command's parser: importing the command modules and their parsers costs ~20 ms, before
+    the TUI's first frame. Anything else (abbreviations, ``-h``) goes to the full parser."""
+    if not argv:
+        path = None
+    elif len(argv) == 2 and argv[0] == "--registry" and argv[1] and not argv[1].startswith("-"):
+        path = argv[1]
+    elif len(argv) == 1 and argv[0].startswith("--registry=") and argv[0] != "--registry=":
+        path = argv[0].split("=", 1)[1]
+    else:
+        return None
+    return argparse.Namespace(registry=path, command=None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _tui_args(argv) or build_parser().parse_args(argv)
     if not args.command:
         from tui.cli import cmd_tui  # imports textual only here
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -46,8 +46,10 @@ from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, Down
                              StatesPolled, StopAllDone, TelemetrySampled)
 from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
-from tui.ui.widgets.log_pane import LogPane
 from tui.ui.widgets.models_table import ModelsTable, Row, fit
+
+if TYPE_CHECKING:
+    from tui.ui.widgets.log_pane import LogPane
 
 TRANSIENT = ("starting", "loading", "stopping")
 RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
@@ -100,6 +102,8 @@ class Panes(Container):
         self.initial = initial
 
     def compose(self) -> ComposeResult:
+        from tui.ui.widgets.log_pane import LogPane  # after the first frame
+
         with TabbedContent(id="panes", initial=self.initial):
             with TabPane("Logs", id="logs"):
                 yield LogPane(self.backend, id="log-pane")
@@ -122,10 +126,12 @@ def tune_gc() -> None:
     main widgets) are moved out of the collector's sight with ``gc.freeze()``, and young
     collections run less often. ``LLMDECK_GC=default`` keeps Python's settings. The app
     unfreezes on exit (:func:`untune_gc`) so its objects can be collected (tests run many
-    apps in one process).
+    apps in one process). ``llmdeck`` turns collection off until the first frame
+    (``cmd_tui``); it is turned back on here, whatever ``LLMDECK_GC`` says.
     """
     import gc
 
+    gc.enable()
     if os.environ.get("LLMDECK_GC") == "default":
         return
     gc.collect()
@@ -158,7 +164,7 @@ class LlmdeckApp(App):
 
     def __init__(self, registry, backend=None, *, status_interval: float = 1.0, fast_interval: float = 0.1,
                  telemetry: bool = True, telemetry_interval: float = 1.0, hide_thoughts: bool | None = None,
-                 initial_pane: str = "logs", select: str | None = None) -> None:
+                 initial_pane: str = "logs", select: str | None = None, first_states=None) -> None:
         super().__init__()
         if backend is None:
             from tui.ui.backend import Backend
@@ -175,6 +181,9 @@ class LlmdeckApp(App):
         self.hide_thoughts = hide_thoughts
         self.initial_pane = initial_pane
         self.initial_select = select
+        # the first frame shows real states: () -> {name: ModelState}, by default the backend's
+        # cheap first read (pid files + one /health each; the CLI starts it before Textual loads)
+        self._first_states_fn = first_states or getattr(backend, "first_status", None)
         self.states: dict[str, Any] = {}
         self.files: dict[str, str] = {}
         self.download_rows: dict[str, dict] = {}
@@ -214,6 +223,7 @@ class LlmdeckApp(App):
     # -- layout --------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        self._take_first_states()
         yield Static(self._title_text(), id="title")
         with Container(id="body"):
             with Vertical(id="left"):
@@ -223,6 +233,20 @@ class LlmdeckApp(App):
             # the panes are mounted right after the first frame (the model list)
             yield Container(id="panes-slot")
         yield Footer(compact=True)
+
+    def _take_first_states(self) -> None:
+        """States for the first frame, before any poll (the status worker refines them)."""
+        fn, self._first_states_fn = self._first_states_fn, None
+        if fn is None:
+            return
+        try:
+            first = fn() or {}
+        except Exception:  # noqa: BLE001 — the status worker reports what is wrong a moment later
+            return
+        for name, st in first.items():
+            if name in self.registry.models:
+                self.states[name] = st
+                self._transition(None, st, first=True)
 
     def _panes(self) -> "Panes":
         return Panes(self.backend, self.initial_pane)
@@ -270,7 +294,7 @@ class LlmdeckApp(App):
         panes = self._panes()
         await self._main.query_one("#panes-slot").mount(panes)
         self.tabs = panes.query_one(TabbedContent)
-        self.log_pane = panes.query_one(LogPane)
+        self.log_pane = panes.query_one("#log-pane")
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)
         tune_gc()
         pending, self._pending_pane = self._pending_pane, None
@@ -358,7 +382,9 @@ class LlmdeckApp(App):
         state_cell = state_text(state, pend)
         if st is not None and state in ("starting", "loading") and not pend:
             extra = ""
-            if st.load_eta_s is not None:
+            if getattr(st, "load_pct", None) is not None:  # "loading 45%" (11 columns)
+                extra = f" {st.load_pct:.0f}%"
+            elif st.load_eta_s is not None:
                 extra = f" {st.load_eta_s:.0f}s"
             state_cell = Text(f"{state}{extra}", style=state_cell.style)
         return Row(model=cell(" " + fit(name, self.table.model_width), "bold"), quant=cell(" " + fit(str(quant), 10)),

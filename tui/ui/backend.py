@@ -9,11 +9,27 @@ deterministic screens; the real-server tests use this one.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
-from tui.core import logfiles, modelfiles, supervisor
+from tui.core import logfiles, modelfiles
 from tui.core.registry import Registry
+
+
+class _OnFirstUse:
+    """A core module imported when first used. The supervisor pulls in psutil and http.client
+    (~40 ms): the first frame does without them (its states come from
+    :func:`tui.core.states.first_status`), the status worker imports it after that frame."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+supervisor = _OnFirstUse("tui.core.supervisor")
 
 
 def one_line(exc: BaseException) -> str:
@@ -146,6 +162,13 @@ class Backend:
         self.chat_options = dict(chat_options or {})
 
     # -- servers -------------------------------------------------------------------------
+
+    def first_status(self) -> dict[str, Any]:
+        """The states a cheap read can tell, for the first frame (``tui.core.states.first_status``:
+        pid files and one ``/health`` each, no psutil); the others come from :meth:`status`."""
+        from tui.core.states import first_status
+
+        return first_status(self.registry)
 
     def status(self) -> list[supervisor.ModelState]:
         return supervisor.status(self.registry)
