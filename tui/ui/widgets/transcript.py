@@ -32,7 +32,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-SEGMENT = 2000  # live Markdown tail length that triggers freezing (segments of SEGMENT/2 or more)
+# live Markdown tail length that triggers freezing (segments of SEGMENT/2 or more). Rendering the
+# tail is the biggest cost of a flush and grows faster than its length: at 2,000 a flush took
+# 40-80 ms on a loaded 2-core machine, at 1,000 about 12 ms (benchmarks/bench_tui.py (c)).
+SEGMENT = 1000
 FENCES = ("```", "~~~")
 THOUGHTS_STREAM_LINES = 8  # thoughts show their last lines while they stream
 
@@ -426,11 +429,13 @@ class Transcript(ScrollView, can_focus=True):
         self._offsets, self._measured, self._total, self._width = offsets, measured, total, width
         self._measured_blocks = list(self.blocks)
         self._style = base
-        self.virtual_size = Size(width, total)
-        # the scrollbar's size and thumb: ScrollView updates them only on a layout pass that sees
-        # a new size, and the virtual size is already current by then (a stale, tiny thumb)
+        # The new height changes nothing outside this widget (its own size comes from CSS), so no
+        # layout pass of the screen per flush, only when the scrollbar appears or goes. The
+        # scrollbar's size and thumb are updated here: ScrollView does that only in a layout pass.
+        shown = self.show_vertical_scrollbar
+        self.set_reactive(Transcript.virtual_size, Size(width, total))
         self._scroll_update(self.virtual_size)
-        self.refresh()
+        self.refresh(layout=self.show_vertical_scrollbar != shown)
         if self.following:
             self._to_end()
         self._tell()
