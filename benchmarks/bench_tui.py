@@ -4,6 +4,10 @@
          of a 4-model registry is on screen. Target ≤ 0.5 s (the closest peers measured 0.68–0.69 s
          on this machine). Baseline: a minimal Textual app showing the same names in a DataTable,
          and the bare interpreter start.
+         (a2) the same with one of them running (a real llama-server started by llmdeck), 120×36,
+         until the names *and* the running model's state ``ready`` are on screen. Target ≤ 1.2× a
+         minimal Textual app that shows the same names and the word "ready" (measured in the
+         same run, runs interleaved).
     (b)  idle CPU of ``llmdeck`` (gauges pane shown, 1 Hz telemetry) with two real llama-servers
          running, over 30 s. Target ≤ 2 % of one core (peers: 2.2 % and 8.5 % with one server).
          Baseline: the minimal Textual app idle over the same 30 s.
@@ -191,6 +195,66 @@ def bench_first_frame(tmp: Path, runs: int = 5) -> None:
            f"minimal Textual app with the same names {bmed:.3f} s (ours/minimal = {med / bmed:.2f}×); "
            f"bare 'python -c pass' {statistics.median(t_pass):.3f} s; peers measured here 0.68–0.69 s "
            f"(ours/peer = {med / 0.685:.2f}×)")
+
+
+MINIMAL_STATES_APP = """
+import sys
+from textual.app import App
+from textual.widgets import DataTable, Footer
+class Minimal(App):
+    def compose(self):
+        yield DataTable()
+        yield Footer()
+    def on_mount(self):
+        t = self.query_one(DataTable)
+        t.add_columns("model", "state")
+        for n in sys.argv[2:]:
+            t.add_row(n, "ready" if n == sys.argv[1] else "stopped")
+Minimal().run()
+"""
+
+
+def bench_first_frame_ready(tmp: Path, runs: int = 11) -> None:
+    from tui.core import provision, registry, supervisor
+
+    print("(a2) time until the first frame shows a running model as ready, 120x36 pseudo-terminal")
+    binary, gguf = provision.build_llama_server(), provision.demo_model()
+    sample = json.loads((ROOT / "models.json").read_text())
+    models = {n: m for n, m in list(sample["models"].items()) if n != "smollm2"}
+    models["smollm2"] = {"model_path": str(gguf), "alias": "smollm2", "default_port": free_port(),
+                         "params": {"ctx_size": 512, "threads": 1, "parallel": 1}}
+    path = write_registry(tmp / "a2", models, {"llama_server": str(binary), "stop_grace_s": 3})
+    reg = registry.load(path)
+    names = list(models)
+    needles = [n[:12].encode() for n in names] + [b"ready"]
+    minimal = tmp / "minimal_states_app.py"
+    minimal.write_text(MINIMAL_STATES_APP)
+
+    def once(argv: list[str], cwd: str) -> float:
+        app = PtyApp(argv, cols=120, rows=36, cwd=cwd)
+        t = app.wait_for(needles, 20)
+        app.close()
+        if t is None:
+            raise RuntimeError(f"{argv[0]}: names and 'ready' never appeared:\n{bytes(app.buf)[-2000:]!r}")
+        return t
+
+    try:
+        supervisor.start(reg, "smollm2")
+        st = supervisor.wait_ready(reg, "smollm2", timeout=120)
+        if st.state != "ready":
+            raise RuntimeError(f"smollm2 did not get ready: {st.state} {st.last_error}")
+        base, ours = [], []
+        for _ in range(runs):  # interleaved: a load spike on this machine hits both alike
+            base.append(once([PY, str(minimal), "smollm2", *names], str(tmp)))
+            ours.append(once([LLMDECK, "--registry", str(path)], str(tmp / "a2")))
+    finally:
+        supervisor.stop_all(reg, grace=3)
+    med, bmed = statistics.median(ours), statistics.median(base)
+    paired = statistics.median(o / b for o, b in zip(ours, base))  # each run against the one beside it
+    report("(a2) first frame with state", f"median {med:.3f} s until 'ready' is on screen (min {min(ours):.3f}, "
+           f"max {max(ours):.3f}, {runs} runs); ours/minimal = {med / bmed:.2f}× (paired runs {paired:.2f}×)",
+           "≤ 1.2× minimal", paired <= 1.2,
+           f"minimal Textual app showing the same names and 'ready' {bmed:.3f} s (min {min(base):.3f})")
 
 
 # --- (b) idle CPU ------------------------------------------------------------------------------
@@ -656,6 +720,7 @@ def main() -> int:
         tmp = Path(d)
         if "a" in which:
             bench_first_frame(tmp)
+            bench_first_frame_ready(tmp)
         if "c0" in which:
             bench_ready_latency(tmp)
         if "c" in which:
