@@ -253,9 +253,13 @@ def _running(items: Iterable[Backend]) -> list[Backend]:
     return [b for b in items if b.state in LISTED_STATES and b.url]
 
 
-async def _check(table: BackendTable, model: str) -> Backend | web.Response:
-    """The ready backend for ``model``, or the error answer."""
+async def _check(request: web.Request, model: str) -> Backend | web.Response:
+    """The ready backend for ``model``, or the error answer (a keyed model behind a keyless
+    router is a 401 whatever its state)."""
+    table = request.app[TABLE]
     b = await table.lookup(model)
+    if b is not None and (refused := _not_lent(request, b)) is not None:
+        return refused
     if b is not None and b.state in READY_STATES and b.url:
         return b
     running = ", ".join(table.known()) or "none"
@@ -293,11 +297,9 @@ async def openai_route(request: web.Request) -> web.StreamResponse:
         running = ", ".join(request.app[TABLE].known()) or "none"
         return proxy.json_error(400, f"the request has no 'model' field; running models: {running}",
                                 "invalid_request_error", "model_not_found")
-    b = await _check(request.app[TABLE], model)
+    b = await _check(request, model)
     if isinstance(b, web.Response):
         return b
-    if (refused := _not_lent(request, b)) is not None:
-        return refused
     target = f"{b.url.rstrip('/')}/{request.match_info['route']}"
     if request.query_string:
         target += "?" + request.query_string
@@ -328,11 +330,9 @@ async def api_models(request: web.Request) -> web.Response:
 
 
 async def api_passthrough(request: web.Request) -> web.StreamResponse:
-    b = await _check(request.app[TABLE], request.match_info["model"])
+    b = await _check(request, request.match_info["model"])
     if isinstance(b, web.Response):
         return b
-    if (refused := _not_lent(request, b)) is not None:
-        return refused
     raw = await rbody.read(request, request.app[MAX_BODY]) if request.can_read_body else None
     if raw and request.content_type == "application/json":
         try:

@@ -4,13 +4,15 @@
   is read, a chunked body as soon as it passes it (:class:`TooLarge` → 413). aiohttp's own
   ``request.read()`` would first raise its buffer to the whole limit.
 * :func:`inspect` finds ``model``. A body up to :data:`INLINE_MAX` is parsed with ``json.loads``
-  on the event loop (at most a few ms). A larger one is never fully parsed: a scan in a worker
-  thread walks the top-level object, skipping strings and nested values, and notes where the
-  top-level ``model`` value lies (the last one, as ``json.loads`` keeps). Moving ``json.loads``
-  to a thread would not help: it holds the GIL for the whole parse (about 1 s for 28 MB of
-  numbers, during which the loop, and ``/health``, stand still); the scan is Python code that
-  gives the GIL up every few ms, and it allocates nothing per value. A large body that is not
-  valid JSON is then the server's to judge (it answers 400 itself).
+  on the event loop (at most a few ms). A larger one is never fully parsed: :func:`scan` finds
+  where the top-level ``model`` value lies (the last one, as ``json.loads`` keeps) with C-speed
+  passes over :data:`PIECE` bytes at a time, on the event loop, which serves other requests
+  between two pieces. ``json.loads`` in a thread would not help: it holds the GIL for the whole
+  parse (about 1 s for 28 MB of numbers, during which the loop, and ``/health``, stand still),
+  and on a busy machine even short C passes in a thread stall the loop whenever that thread is
+  preempted while it holds the GIL (measured: 0.3-1.4 s at load 7 on 2 cores). A large body
+  that is not valid JSON is then the server's to judge (it answers 400 itself); a ``model`` key
+  written with escapes (``"\\u006dodel"``) is not found there (400: no ``model``).
 * :func:`retarget` sets ``model`` to the name the server answers to: a small body is re-encoded,
   a large one gets the new value spliced in, every other byte untouched.
 
@@ -23,18 +25,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_MAX_BODY = 32 << 20
 INLINE_MAX = 256 << 10
 MAX_DEPTH = 512
+PIECE = 256 << 10
+MODEL_MAX = 4096  # a longer "model" value is no model name
 
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_STRINGS = re.compile(rb'"[^"]*"')
+_RUNS = re.compile(rb"[\[{]+|[\]}]+")
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
 _COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
 _WS = re.compile(rb"[ \t\r\n]*")
-_pool: ThreadPoolExecutor | None = None  # two workers: big bodies never take the default executor
 
 
 class TooLarge(Exception):
@@ -61,19 +67,34 @@ def mb(n: int) -> str:
 
 
 async def read(request, limit: int) -> bytes | bytearray:
-    """The whole body, at most ``limit`` bytes (else :class:`TooLarge`); a bytearray (not copied
-    once more into bytes: ``json``, ``re`` and the aiohttp client all take it)."""
-    if request.content_length is not None and request.content_length > limit:
+    """The whole body, at most ``limit`` bytes (else :class:`TooLarge`). With a
+    ``Content-Length`` it is read into a buffer of that size (no regrowing, no copy at the end);
+    a chunked body is kept as its pieces and joined once."""
+    n = request.content_length
+    if n is not None and n > limit:
         raise TooLarge
     if not request.body_exists:
         return b""
-    buf = bytearray()
     content = request.content
+    if n is not None:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while chunk := await content.readany():
+            end = got + len(chunk)
+            if end > n:  # more than announced: the parser would not let it happen
+                raise TooLarge
+            view[got:end] = chunk
+            got = end
+        view.release()
+        return buf if got == n else buf[:got]
+    pieces, size = [], 0
     while chunk := await content.readany():
-        buf += chunk
-        if len(buf) > limit:
+        size += len(chunk)
+        if size > limit:
             raise TooLarge
-    return buf
+        pieces.append(chunk)
+    return b"".join(pieces)
 
 
 def _loads(raw: bytes) -> Parsed:
@@ -88,57 +109,111 @@ def _loads(raw: bytes) -> Parsed:
     return Parsed()
 
 
-def scan(raw: bytes) -> Parsed:
-    """The top-level ``model`` of a JSON object without parsing the rest (see the module doc)."""
+def _skeleton(seg: bytes, in_str: bool, esc: bool) -> tuple[bytes, bool, bool]:
+    """The brackets of ``seg`` outside strings, whether it ends inside a string, and whether its
+    last character is a backslash that escapes the next one. C-speed passes only: drop escaped
+    backslashes and quotes, keep ``"[]{}``, drop adjacent quote pairs (an empty string, or the
+    end of one and the start of the next: which brackets lie inside a string is unchanged),
+    then the strings that are left (those holding brackets: rare)."""
+    if esc and seg:
+        seg, esc = seg[1:], False
+    if b"\\" in seg:
+        if (len(seg) - len(seg.rstrip(b"\\"))) % 2:
+            seg, esc = seg[:-1], True
+        seg = seg.replace(b"\\\\", b"").replace(b'\\"', b"")
+    s = seg.translate(None, _NOT_STRUCTURE)
+    if in_str:
+        s = b'"' + s
+    while b'""' in s:
+        s = s.replace(b'""', b"")
+    if b'"' in s:
+        s = _STRINGS.sub(b"", s)
+    i = s.find(b'"')  # one quote left: a string still open at the end
+    return (s, False, esc) if i < 0 else (s[:i], True, esc)
+
+
+def _deepest(s: bytes, depth: int) -> int:
+    """The greatest depth reached in a bracket skeleton entered at ``depth``."""
+    if depth + s.count(b"[") + s.count(b"{") <= MAX_DEPTH:
+        return depth  # cannot get past the limit: skip the walk
+    top = depth
+    for m in _RUNS.finditer(s):
+        n = m.end() - m.start()
+        depth += n if s[m.start()] in b"[{" else -n
+        top = max(top, depth)
+    return top
+
+
+def _consume(seg: bytes, depth: int, in_str: bool, esc: bool) -> tuple[int, bool, bool]:
+    skel, in_str, esc = _skeleton(seg, in_str, esc)
+    if _deepest(skel, depth) > MAX_DEPTH:
+        raise TooDeep(f"the request body nests deeper than {MAX_DEPTH} levels")
+    return depth + skel.count(b"[") + skel.count(b"{") - skel.count(b"]") - skel.count(b"}"), in_str, esc
+
+
+def _scan(raw: bytes) -> Generator[None, None, Parsed]:
+    """:func:`scan` in steps of at most :data:`PIECE` bytes, a ``yield`` between two."""
+    n = len(raw)
     start = _WS.match(raw).end()
     if raw[start:start + 1] != b"{":
         return Parsed()
     found = Parsed()
-    depth = 0
-    for m in _TOKEN.finditer(raw, start):
-        c = raw[m.start()]
-        if c == 0x22:  # a string: at depth 1 and followed by ':' it is a key
-            if depth != 1:
+    depth, in_str, esc, cursor, search, seen = 0, False, False, start, start, 0
+    while cursor < n:
+        limit = min(n, cursor + PIECE)
+        p = raw.find(b'"model"', search, limit + 6) if search < limit else -1
+        if p >= 0:  # a candidate that starts in this piece
+            search, seen = p + 1, seen + 1
+            if seen % 256 == 0:
+                yield
+            seg = raw[cursor:p]
+            run = len(seg) - len(seg.rstrip(b"\\"))
+            if (run + (esc and run == len(seg))) % 2:
+                continue  # an escaped quote: inside a string
+            depth, in_str, esc = _consume(seg, depth, in_str, esc)
+            cursor = p
+            if in_str or depth != 1:
                 continue
-            colon = _COLON.match(raw, m.end())
-            if colon is None:
+            colon = _COLON.match(raw, p + 7)
+            if colon is None:  # a value that happens to read "model"
                 continue
-            key = m.group()
-            if key != b'"model"' and not (b"\\" in key and len(key) < 64 and _is_model_key(key)):
-                continue
-            v0 = colon.end()
-            vm = _TOKEN.match(raw, v0) if raw[v0:v0 + 1] == b'"' else None
+            vm = _STRING.match(raw, colon.end(), colon.end() + MODEL_MAX)
             found = Parsed()
             if vm is not None:
                 try:
-                    found = Parsed(model=json.loads(vm.group()), span=(v0, vm.end()))
+                    found = Parsed(model=json.loads(vm.group()), span=vm.span())
                 except ValueError:
                     pass
-        elif c == 0x7B or c == 0x5B:  # { [
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise TooDeep(f"the request body nests deeper than {MAX_DEPTH} levels")
-        else:
-            depth -= 1
-            if depth <= 0:
-                break
+            continue
+        depth, in_str, esc = _consume(raw[cursor:limit], depth, in_str, esc)
+        cursor = search = limit
+        yield
     return found
 
 
-def _is_model_key(token: bytes) -> bool:
-    try:
-        return json.loads(token) == "model"
-    except ValueError:
-        return False
+def scan(raw: bytes) -> Parsed:
+    """The top-level ``model`` of a JSON object without parsing the rest, and where its value
+    lies. Each ``"model"`` in the bytes (``bytes.find``) is a candidate; the bytes before it are
+    reduced to their brackets outside strings, which tells whether it is a key of the top-level
+    object. Every pass is C code over at most :data:`PIECE` bytes."""
+    steps = _scan(raw)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 async def inspect(raw: bytes) -> Parsed:
     if len(raw) <= INLINE_MAX:
         return _loads(raw)
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmdeck-body")
-    return await asyncio.get_running_loop().run_in_executor(_pool, scan, raw)
+    steps = _scan(raw)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)  # every other request gets the loop between two pieces
 
 
 def retarget(parsed: Parsed, raw: bytes, served: str | None) -> bytes:
