@@ -199,3 +199,24 @@ async def test_home_and_end_stay_in_the_message_box_and_esc_shows_the_cancelled_
             await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
                              what="the badge gone")
             assert MARKER not in "\n".join(screen(app))
+
+
+async def test_end_in_the_focused_transcript_follows_again(tmp_path):
+    with paced_server(tmp_path, 900, 200) as reg:
+        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = await open_chat(pilot, app)
+            await ask(pilot, pane)
+            await wait_until(pilot, lambda: pane.turns.line_count > pane.turns.size.height + 8,
+                             timeout=30, what="the answer outgrew the pane")
+            pane.turns.focus()
+            await key(pilot, "up", "up")  # the arrow keys scroll the focused transcript: paused
+            await wait_until(pilot, lambda: "PageDown to the end follows" in "\n".join(screen(app)),
+                             what="the badge")
+            assert pane.generating
+            await key(pilot, "end")
+            await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
+                             what="the badge gone")
+            await wait_until(pilot, lambda: not pane.generating, timeout=60, what="the reply done")
+            await wait_until(pilot, lambda: marker_then_stats(app, pane), timeout=5,
+                             what="the marker and the stats line on screen")
