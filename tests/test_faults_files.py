@@ -181,6 +181,9 @@ def test_private_folders_and_files_are_created_private_and_never_through_links(t
     run = tmp_path / "deck" / "run"
     safefiles.private_dir(run)
     assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    fresh = tmp_path / "other" / "run"  # whichever run file is written first makes run/ private
+    runfiles.write_json(fresh / "history.json", {})
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
     rd = runfiles.RunDir(run, "m")
     runfiles.write_json(rd.state, {"a": 1})
     assert stat.S_IMODE(rd.state.stat().st_mode) == 0o600

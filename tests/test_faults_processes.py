@@ -117,7 +117,9 @@ def test_restart_racing_a_start_leaves_exactly_one_server(make_deck):
             r = run(reg.path, "start", "rs", "--wait")
             assert r.returncode == 0, r.stderr
         a, b = together(reg.path, ["restart", "rs", "--wait"], ["start", "rs", "--wait"])
-        assert 0 in (a.returncode, b.returncode), (a.stderr, b.stderr)
+        if 0 not in (a.returncode, b.returncode):
+            logs = "".join(f.read_text()[-3000:] for f in sorted(reg.logs_dir.glob("rs.log*")))
+            pytest.fail(f"neither succeeded\nrestart: {a.stderr}\nstart: {b.stderr}\nlogs:\n{logs}")
         for r in (a, b):
             assert "Traceback" not in r.stderr
             if r.returncode != 0:

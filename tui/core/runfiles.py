@@ -38,6 +38,8 @@ from tui.core import safefiles
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    if not path.parent.is_dir():  # run/ is made private, by whichever writer comes first
+        safefiles.private_dir(path.parent)
     safefiles.atomic_write(path, text, mode)
 
 

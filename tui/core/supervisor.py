@@ -456,6 +456,8 @@ def check_binary(argv0: str) -> None:
 START_LOCK_WAIT_S = 60.0
 #: how long a start or stop waits for a model's watcher to end (it is writing the exit record)
 WATCHER_END_WAIT_S = 5.0
+#: how long a start waits for its watcher to start the server and write the pid file
+WATCHER_START_WAIT_S = 60.0
 
 
 def start(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
@@ -535,14 +537,19 @@ def _start_locked(registry: Registry, name: str, rd: runfiles.RunDir, *, quant: 
                              env=_watcher_env())
     finally:
         logfh.close()
-    # the watcher reads the launch file first; wait for its pid file or an exit record
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    # the lock is held until *this* watcher's pid file exists (or the watcher ended: it could
+    # not start the server). Not until any exit record appears: a stop of the previous run
+    # may write one meanwhile, and a second start let in then would spawn a second server.
+    deadline = time.monotonic() + WATCHER_START_WAIT_S
+    while True:
         rec = runfiles.read_pid(rd.pid)
-        if rec is not None:
+        if (rec is not None and rec.watcher_pid == w.pid) or w.poll() is not None:
             break
-        if rd.exit.exists() or w.poll() is not None:
-            break
+        if time.monotonic() > deadline:
+            w.kill()  # it never got to start the server; nothing of it may start one later
+            w.wait()
+            raise SupervisorError(f"model '{name}': its watcher did not start the server within "
+                                  f"{WATCHER_START_WAIT_S:.0f} s (machine overloaded?); see {log}")
         time.sleep(0.01)
     st = state_of(registry, name)
     if st.state == "crashed" and st.exit and st.exit.get("code") == 127:
