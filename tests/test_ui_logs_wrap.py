@@ -287,3 +287,32 @@ async def test_remapped_wrap_and_zoom_keys_work_and_the_head_line_names_them(tmp
         await pilot.press("Z")
         await pilot.pause(0.05)
         assert not any("glm-4.7-flash" in r for r in screen(app))
+
+
+async def test_paused_view_keeps_its_top_line_through_w_and_resizes(tmp_path, monkeypatch):
+    """Scrolled up (paused) into wrapped lines, w and a resize keep the same line at the top."""
+    app, be = make_app(tmp_path, monkeypatch)
+    extra = [f"L{i:03d} " + "word " * (5 + i % 30) for i in range(150)]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logs(pilot, app, be, extra=extra)
+        for _ in range(40):
+            await pilot.press("k")
+        await pilot.pause(0.1)
+        assert app.log_pane.paused
+
+        def top_line() -> str:
+            """The log line the view's top row belongs to (a continuation row: the line above
+            the first line that starts on screen)."""
+            rows = log_rows(app)
+            j = next(i for i, r in enumerate(rows) if r.startswith("L"))
+            return rows[j][:4] if j == 0 else f"L{int(rows[j][1:4]) - 1:03d}"
+
+        first = top_line()
+        for keys in (["w"], ["w"]):
+            await pilot.press(*keys)
+            await pilot.pause(0.1)
+            assert log_rows(app)[0].startswith(first), (keys, log_rows(app)[:3])
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause(0.2)
+        assert log_rows(app)[0].startswith(first), log_rows(app)[:3]
+        assert app.log_pane.paused  # a resize is not the user scrolling

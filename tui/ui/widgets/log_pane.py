@@ -281,8 +281,10 @@ class FollowLog(Log):
         top = self.line_at_row(int(self.scroll_y))
         self.wrap = wrap
         self.set_class(wrap, "-wrap")
-        if wrap:
+        if wrap and self.size.width:
             self._recount(self._text_width())
+        elif wrap:  # not laid out yet (a hidden tab): counted when it gets its size
+            self._rows, self._total_rows, self._starts, self._wrap_width = [], 0, None, 0
         else:
             self._rows, self._total_rows, self._starts, self._wrap_width = [], 0, None, 0
             self._wrap_cache.clear()
