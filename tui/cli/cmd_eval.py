@@ -1,0 +1,174 @@
+"""``llmdeck eval MODEL``: BFCL function-calling accuracy of a running model (seed 004's table).
+
+Sends BFCL v4's single-turn cases (all 13 categories, or ``-c``) through llmdeck's chat client
+and scores each with BFCL's own checker; prints one row per category (the seed's figure beside
+it when the model is seed 004's GLM-4.7-Flash), the overall row, failures by reason and the
+first failed cases, and saves every case to ``logs/eval/<model>-<timestamp>.json``.
+``--history`` prints the saved runs side by side instead of running.
+
+Exit codes (as ``bench``): 0 the run finished (whatever the accuracy); 1 some requests failed
+(server error or timeout; those cases count as wrong, the table is still printed and saved),
+the server could not be reached or BFCL's package could not be had; 2 usage or registry error
+(unknown model or category); 130 cancelled with Ctrl-C (what finished is printed and saved,
+marked partial).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tui.cli.main import load_registry
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="function-calling accuracy of a running model (BFCL; the seed's table)",
+        description="Run BFCL's function-calling cases against a running model through llmdeck's chat "
+                    "client and score them with BFCL's own checker (bfcl-eval, fetched into the cache).")
+    p.add_argument("model")
+    p.add_argument("-c", "--category", action="append", metavar="CATEGORY",
+                   help="a BFCL v4 category (simple_python, simple_java, simple_javascript, multiple, parallel, "
+                        "parallel_multiple, irrelevance, live_simple, live_multiple, live_parallel, "
+                        "live_parallel_multiple, live_irrelevance, live_relevance) or the seed's v3 name "
+                        "(simple, java, javascript); repeatable; default all")
+    p.add_argument("--limit", type=int, metavar="N", help="the first N cases of each category (a quick run)")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="requests in flight (default: the server's slots from /props, else 4)")
+    p.add_argument("--no-think", action="store_true", help="turn thinking off (chat_template_kwargs.enable_thinking)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="cap on each reply's length (default: none)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds a case may wait for the server's next byte (default 600)")
+    p.add_argument("--failures", type=int, default=5, metavar="N",
+                   help="how many failed cases to print (default 5; all are in the saved report)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--no-save", action="store_true", help="do not save the report under logs/eval/")
+    p.add_argument("--history", action="store_true", help="print the saved runs of MODEL side by side")
+    p.add_argument("--last", type=int, default=5, help="with --history: how many runs (default 5)")
+    p.set_defaults(func=cmd_eval)
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return lambda _p: None, lambda: None
+    last = [0.0]
+
+    def show(p) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.1 and p.done < p.total:
+            return
+        last[0] = now
+        sys.stderr.write("\r\x1b[2K" + p.line())
+        sys.stderr.flush()
+
+    def clear() -> None:
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+    return show, clear
+
+
+def print_report(report, failures: int) -> None:
+    table(report.headers(), report.rows())
+    print(f"Accuracy over the cases run; {report.summary_line()}.")
+    reasons = report.reasons()
+    if reasons:
+        print("Failures: " + " · ".join(f"{k} {v}" for k, v in reasons.items()))
+    failed = report.failures()
+    for r in failed[:max(0, failures)]:
+        print(f"  {r.id} ({r.reason}): {_short(r.error or '-', 150)}")
+    if len(failed) > failures > 0:
+        where = f" in {report.path}" if report.path else ""
+        print(f"  … {len(failed) - failures} more failed case(s){where}")
+
+
+def _short(s: str, n: int) -> str:
+    s = " ".join(str(s).split())
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    reg = load_registry(args)
+    if reg is None:
+        return EXIT_USAGE
+    from tui.core import eval as ev
+    from tui.core.registry import UnknownModel
+
+    if args.history:
+        return _history(reg, args)
+    for flag, v in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
+        if v is not None and v < 1:
+            error(f"{flag} must be 1 or more")
+            return EXIT_USAGE
+    if args.timeout <= 0:
+        error("--timeout must be more than 0 seconds")
+        return EXIT_USAGE
+    try:
+        cats = [ev.parse_category(c) for c in args.category or []]
+    except ev.BfclError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    options = ev.EvalOptions(categories=cats, limit=args.limit, concurrency=args.concurrency,
+                             thinking=False if args.no_think else None, max_tokens=args.max_tokens,
+                             timeout_s=args.timeout)
+    try:
+        session = ev.EvalSession(reg, args.model, options, progress=lambda m: info(m))
+    except UnknownModel as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except (ev.BfclError, ev.EvalError) as exc:
+        error(str(exc))
+        return EXIT_FAIL
+    report = session.report
+    if not args.json:
+        info(f"eval {args.model} at {report.base_url}: {session.total} BFCL {ev.BFCL_VERSION} cases in "
+             f"{len(session.categories)} categories, {session.concurrency} in flight, "
+             + ("thinking off" if args.no_think else "thinking on"))
+    show, clear = _progress_printer()
+    interrupted = False
+    try:
+        session.run(show)
+    except KeyboardInterrupt:
+        interrupted = True
+        warn(f"interrupted: reporting the {len(report.cases)} case(s) that finished (marked partial)")
+    finally:
+        clear()
+    if not args.no_save and report.cases:
+        path = session.save()
+        if not args.json:
+            info(f"saved {path}")
+    if args.json:
+        print_json(report.to_dict(with_cases=False) | ({"path": str(report.path)} if report.path else {}))
+    else:
+        print_report(report, args.failures)
+    if interrupted:
+        return 130
+    failed = [r for r in report.cases if r.reason in ("server error", "timeout")]
+    if failed:
+        error(f"{len(failed)} of {len(report.cases)} requests failed (counted as wrong): {_short(failed[0].error, 200)}")
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _history(reg, args: argparse.Namespace) -> int:
+    from tui.core import eval as ev
+
+    if args.model not in reg.models:
+        from tui.core.registry import UnknownModel
+
+        error(str(UnknownModel(reg, args.model)))
+        return EXIT_USAGE
+    reports = ev.list_reports(reg.logs_dir, args.model, args.last)
+    if not reports:
+        info(f"no saved runs of '{args.model}' in {reg.logs_dir / 'eval'}: run llmdeck eval {args.model}")
+        return EXIT_OK
+    if args.json:
+        print_json([r.to_dict(with_cases=False) | {"path": str(r.path)} for r in reports])
+        return EXIT_OK
+    headers, rows = ev.history_table(reports)
+    table(headers, rows)
+    for line in ev.history_legend(reports):
+        print(line)
+    return EXIT_OK
