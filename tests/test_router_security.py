@@ -222,6 +222,19 @@ async def test_nested_json_and_bad_headers_are_4xx():
             assert json.loads(body)["error"]["type"] == "authentication_error"
 
 
+async def test_requests_the_http_parser_rejects_are_one_line_on_stderr(capfd):
+    backends = [Backend(name="m", state="ready", url="http://127.0.0.1:9/v1")]
+    async with Router(backends) as r:
+        for line in (b"GET /v1/models/\xff HTTP/1.1", b"GET /v1/models?x=\xff HTTP/1.1", b"NOT HTTP AT ALL"):
+            status, _ = await _raw(r.port, line + b"\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert status == 400, line
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip(), "nothing said about the bad requests"
+    assert all(ln.startswith("llmdeck serve: ") for ln in err.strip().splitlines()), err
+    assert "Invalid char in url path" in err and "Invalid char in url query" in err
+
+
 async def test_body_limit_is_checked_before_buffering():
     backends = [Backend(name="m", state="ready", url="http://127.0.0.1:9/v1")]
     async with Router(backends, max_body=1 << 20) as r, httpx.AsyncClient(base_url=r.url, timeout=30) as c:

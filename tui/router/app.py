@@ -52,6 +52,7 @@ import asyncio
 import functools
 import hmac
 import ipaddress
+import logging
 import socket
 import sys
 import time
@@ -383,6 +384,26 @@ def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0
     return app
 
 
+class _OneLine(logging.Handler):
+    """aiohttp's own errors (a request its parser rejects: 400) as one line, never a traceback
+    that any client could print on the operator's terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = str(getattr(exc, "message", None) or exc or "")
+        why = next((ln.strip().rstrip(":") for ln in text.splitlines() if ln.strip()), "")
+        why = why or (type(exc).__name__ if exc is not None else "")
+        print(f"llmdeck serve: {record.getMessage()}{': ' + why if why else ''}", file=sys.stderr, flush=True)
+
+
+def _server_logger() -> logging.Logger:
+    log = logging.getLogger("llmdeck.router.server")
+    if not log.handlers:
+        log.addHandler(_OneLine())
+        log.propagate = False
+    return log
+
+
 def run(coro):
     """Run the router's event loop: uvloop where installed (it about halves the loop's cost per
     relayed chunk, measured by benchmarks/bench_router.py), else asyncio's own."""
@@ -400,7 +421,7 @@ async def serve(app: web.Application, host: str, port: int, *, ready=None,
     model is closed at once, not when the model next writes."""
     app[BOUND][0] = host
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5,
-                           handler_cancellation=True)
+                           handler_cancellation=True, logger=_server_logger())
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
