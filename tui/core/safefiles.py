@@ -68,13 +68,6 @@ def open_append(path: Path | str, mode: int = 0o600):
     return os.fdopen(fd, "ab", buffering=0)
 
 
-def open_rw(path: Path | str, mode: int = 0o600, *, append: bool = False):
-    """A binary read/write file object on ``path`` (created with ``mode``), never through a link."""
-    flags = os.O_RDWR | os.O_CREAT | (os.O_APPEND if append else 0)
-    fd = open_fd(path, flags, mode)
-    return os.fdopen(fd, "a+b" if append else "r+b", buffering=0 if not append else -1)
-
-
 def refuse_link(path: Path | str) -> None:
     """Raise :class:`UnsafeFile` when ``path`` exists and is a link or not a regular file."""
     try:
@@ -85,13 +78,6 @@ def refuse_link(path: Path | str) -> None:
         raise _refuse(path, "is a symbolic link")
     if not stat.S_ISREG(st.st_mode):
         raise _refuse(path, "is not a regular file")
-
-
-def read_text(path: Path | str) -> str:
-    """The text of a regular file, not read through a link (``OSError`` otherwise)."""
-    fd = open_fd(path, os.O_RDONLY)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read().decode("utf-8")
 
 
 def private_dir(path: Path | str) -> Path:
