@@ -203,12 +203,14 @@ async def test_search_highlights_counts_and_walks_matches(tmp_path, monkeypatch)
         assert not pane.query_one("#log-search-row").has_class("-shown") and app.focused is pane.log
         await pilot.press("f")
         assert not pane.paused
-        # esc in the search row clears it too; n with no search opens the search row
+        # esc in the search row leaves it, the next esc clears it; n with no search opens the row
         await pilot.press("n")
         assert isinstance(app.focused, SearchInput)
         await pilot.press(*"zzz")
         await wait_until(pilot, lambda: "no match" in str(info.render()), what="no match")
-        await pilot.press("escape")
+        await pilot.press("escape")  # esc's one rule: it leaves the input first, the search stays
+        assert pane.search is not None and app.focused is pane.log
+        await pilot.press("escape")  # then clears it
         assert pane.search is None and app.focused is pane.log
 
 

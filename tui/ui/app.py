@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.containers import Container, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from tui.ui import keys
 from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, RegistryReloaded,
                              StatesPolled, StopAllDone, TelemetrySampled)
+from tui.ui.widgets.footer import FitFooter
 from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
 from tui.ui.widgets.models_table import ModelsTable, Row, fit
@@ -73,6 +73,9 @@ class ActionsProvider(Provider):
         for a, text in self._commands():
             score = matcher.match(text)
             if score > 0:
+                # equal matches: the selected model's verbs first ("stop": "Stop the server"
+                # before "Stop all servers and quit"), then in registry order
+                score += 0.5 if a.scope == "models" else 0.0
                 yield Hit(score, matcher.highlight(text), self._runner(a), help=f"{keys.SCOPE_TITLES[a.scope]}")
 
     async def discover(self) -> Hits:
@@ -148,9 +151,40 @@ def untune_gc() -> None:
 
 
 class FilterInput(Input):
-    """The ``/`` filter; its footer says how to leave it."""
+    """The ``/`` filter. It takes the focus only while its bar is shown: Textual's auto-focus
+    (after a dialog or the palette closes) would otherwise pick it, the screen's first input,
+    and keys would go into a box nobody sees."""
 
-    BINDINGS = [Binding("escape", "app.back", "clear filter")]
+    typing_what = "filter"
+
+    def allow_focus(self) -> bool:
+        return super().allow_focus() and self.has_class("-shown")
+
+
+def typing_what(widget) -> str:
+    """What an input on the main screen is for, as the footer's ``typing:`` entry says it."""
+    what = getattr(widget, "typing_what", None)
+    if what:
+        return what
+    wid = widget.id or ""
+    if wid.startswith(("bench-", "eval-")):
+        return wid.split("-", 1)[1].replace("-", " ")
+    if wid == "log-search":
+        return "log search"
+    if "prompt" in widget.classes:
+        return "tool result" if str(widget.placeholder).startswith("result of") else "message"
+    return "text"
+
+
+def shown_on_screen(widget) -> bool:
+    """True when the widget and every container above it are displayed (a hidden tab's
+    content, a hidden bar: False)."""
+    node = widget
+    while node is not None and not isinstance(node, Screen):
+        if not node.display or not node.visible:
+            return False
+        node = node.parent
+    return node is not None
 
 
 class LlmdeckApp(App):
@@ -158,7 +192,10 @@ class LlmdeckApp(App):
 
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "llmdeck"
-    BINDINGS = keys.bindings("global") + keys.bindings("models")
+    # the footer lists keys in this order and leaves out what does not fit from the end: help,
+    # then the selected model's verbs, then the other global keys
+    BINDINGS = sorted(keys.bindings("global") + keys.bindings("models"),
+                      key=lambda b: (b.id != "help", b.id not in {a.id for a in keys.in_scope("models")}))
     COMMANDS = App.COMMANDS | {ActionsProvider}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
 
@@ -227,12 +264,16 @@ class LlmdeckApp(App):
         yield Static(self._title_text(), id="title")
         with Container(id="body"):
             with Vertical(id="left"):
-                yield FilterInput(placeholder="filter models (enter keeps, esc clears)", id="filter")
+                with Horizontal(id="filter-bar"):
+                    yield Static("filter:", id="filter-label")
+                    yield FilterInput(placeholder="type part of a name", id="filter")
+                    yield Static("", id="filter-hint")
                 yield ModelsTable(list(self.registry.models), id="models")
+                yield Static("", id="models-note")
                 yield GaugesView(compact=True, id="side-gauges")
             # the panes are mounted right after the first frame (the model list)
             yield Container(id="panes-slot")
-        yield Footer(compact=True)
+        yield FitFooter(compact=True)
 
     def _take_first_states(self) -> None:
         """States for the first frame, before any poll (the status worker refines them)."""
@@ -253,9 +294,17 @@ class LlmdeckApp(App):
 
     def _title_text(self) -> Text:
         n_run = sum(1 for s in self.states.values() if s.state in RUNNING)
+        n = len(self.registry.models)
+        models = f"{n} model{'' if n == 1 else 's'}"
+        if self.filter_text:  # a hidden row is always counted: "1 of 3 models shown"
+            models = f"{len(self._visible())} of {models} shown"
         t = Text.assemble(("llmdeck", "bold"), " · ", short_path(self.registry.path), " · ",
-                          f"{len(self.registry.models)} models, {n_run} running")
-        t.append("  ? help · ctrl+p actions", style="dim")
+                          f"{models}, {n_run} running")
+        width = (self.size.width or 80) - 2
+        for hint in ("  ? help · ctrl+p actions", "  ? help"):  # whole, never cut
+            if len(t) + len(hint) <= width:
+                t.append(hint, style="dim")
+                break
         return t
 
     def _update_title(self) -> None:
@@ -274,7 +323,13 @@ class LlmdeckApp(App):
         self.table = main.query_one(ModelsTable)
         self.title_bar = main.query_one("#title", Static)
         self.filter_input = main.query_one("#filter", Input)
+        self.filter_bar = main.query_one("#filter-bar")
+        self.models_note = main.query_one("#models-note", Static)
         self.side_gauges = main.query_one("#side-gauges", GaugesView)
+        # a widget that is not visible never has the focus: when the focus is lost (its tab
+        # hidden) or lands on something hidden, the models list takes it
+        main.AUTO_FOCUS = "#models"
+        self.watch(main, "focused", self._focus_moved, init=False)
         if self.hide_thoughts:
             self._main.add_class("-hide-thoughts")
         table = self.table
@@ -492,6 +547,7 @@ class LlmdeckApp(App):
         self._refs = [self.backend.server_ref(s) for s in self.states.values()
                       if s.state in ("starting", "loading", "ready", "unhealthy") and (s.pid or s.url)]
         self._update_title()
+        self._update_models_note()  # a model started or stopped: its VRAM n/a reason comes or goes
         if changed_selected:
             self.refresh_bindings()
         self._update_chat_state()
@@ -543,6 +599,9 @@ class LlmdeckApp(App):
             reason = (new.exit or {}).get("reason") or new.last_error or "exited"
             self.notify(f"{new.name} crashed: {reason} — enter shows the last log lines, l the log",
                         title="crashed", severity="error", timeout=15)
+        if (new.state == "stopped" and not first and old is not None and old.state in RUNNING
+                and self.pending.get(new.name) != "restart"):  # x, K, or stopped from the CLI
+            self.notify(f"{new.name} stopped", title="stopped")
 
     def _update_chat_state(self) -> None:
         if self.chat_deck is None:
@@ -590,6 +649,7 @@ class LlmdeckApp(App):
         if not self._alive():
             return
         self.snapshot = message.snapshot
+        self._update_models_note()
         if self.tabs is None:
             return
         # a hidden view keeps the sample and draws it when shown (tab switch, wide layout):
@@ -604,12 +664,35 @@ class LlmdeckApp(App):
             if self.states.get(name) is not None and self.states[name].state in RUNNING:
                 self._refresh_row(name)
 
+    def vram_note(self) -> str:
+        """Why a running model's VRAM cell says n/a (one line under the table), or ""."""
+        snap = self.snapshot
+        if snap is None:
+            return ""
+        for name in self._visible():
+            st = self.states.get(name)
+            sample = snap.model(name) if st is not None and st.state in RUNNING else None
+            u = sample.usage if sample is not None else None
+            if u is not None and u.vram_bytes is None:
+                reason = u.note or (snap.gpu.message or snap.gpu.state if not snap.gpu.ok else None)
+                return f"VRAM n/a: {reason or 'not reported for this process'}"
+        return ""
+
+    def _update_models_note(self) -> None:
+        note = self.vram_note()
+        if note != getattr(self, "_note_shown", ""):  # an update is a layout pass: only on change
+            self._note_shown = note
+            self.models_note.update(note)
+            self.models_note.set_class(bool(note), "-shown")
+
     # -- actions on the selected model -------------------------------------------------
 
     def action_allowed(self, action: str) -> bool:
         return self.check_action(action, ()) is True
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "back":  # a priority binding: dialogs and the palette get their own esc
+            return self._main is not None and self.screen is self._main
         verbs = ("start", "stop", "restart", "kill", "download", "delete_files")
         focused = self._main.focused if self._main is not None else None
         typing = isinstance(focused, Input)  # on the main screen (not the palette's input)
@@ -621,8 +704,8 @@ class LlmdeckApp(App):
         if action not in verbs:
             return True
         name = self.selected
-        if name is None or name not in self.registry.models:
-            return None
+        if name is None or name not in self.registry.models or name not in self.table.shown:
+            return False  # no row shown (a filter hides them all): no verb for a row not on screen
         model = self.registry.models[name]
         st = self.states.get(name)
         state = st.state if st else "unknown"
@@ -943,11 +1026,16 @@ class LlmdeckApp(App):
                 view.show(view.snapshot, view.history)
 
     def on_resize(self) -> None:
+        if self._alive():
+            self._update_title()  # its hint is left out whole where it does not fit
         if self._alive() and self._main.has_class("-wide") and self.side_gauges.snapshot is not None:
             self.side_gauges.show(self.side_gauges.snapshot, self.side_gauges.history)
 
     def action_focus_models(self) -> None:
+        """``m``: the keys go to the models list (its cursor row lights up, the footer lists the
+        model's verbs; from an input the footer's ``typing:`` entry goes away)."""
         self.table.focus()
+        self.table.scroll_visible(animate=False)
 
     async def action_zoom(self) -> None:
         """``z``: the panes (the tab bar and the shown pane, whichever) on the whole screen, and back.
@@ -985,9 +1073,20 @@ class LlmdeckApp(App):
             table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + step)), animate=False)
 
     def action_filter(self) -> None:
-        inp = self.filter_input
-        inp.add_class("-shown")
-        inp.focus()
+        self._show_filter_bar(True)
+        self.filter_input.focus()
+
+    def _show_filter_bar(self, shown: bool) -> None:
+        """The filter bar shows whenever a filter is active or being typed: a model row never
+        disappears without ``filter: <text>`` on screen."""
+        for w in (self.filter_bar, self.filter_input):
+            w.set_class(shown, "-shown")
+        self._filter_hint()
+
+    def _filter_hint(self) -> None:
+        typing = self._main is not None and self._main.focused is self.filter_input
+        self._main.query_one("#filter-hint", Static).update(
+            "enter keeps it" if typing else ("esc clears" if self.filter_text else ""))
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -995,25 +1094,113 @@ class LlmdeckApp(App):
         table = self.table
         table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
         self._select(table.selected)
+        self._update_title()
+        self._filter_hint()
+        self.refresh_bindings()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        self.table.focus()
         if not self.filter_text:
-            event.input.remove_class("-shown")
-        self.table.focus()
+            self._show_filter_bar(False)
 
-    def action_back(self) -> None:
-        pane = self.log_pane
-        if pane is not None and pane.searching and self.focused is pane.log:
-            pane.close_search()  # esc in the log clears its search first
+    def _clear_filter(self) -> None:
+        self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
+        self.filter_text = ""
+        self.table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        self._select(self.table.selected)
+        self._show_filter_bar(False)
+        self._update_title()
+
+    # -- esc: one rule ------------------------------------------------------------------
+
+    def _running_pane(self):
+        """(the shown pane, what runs in it) when a reply or a bench run can be cancelled."""
+        if self.tabs is None:
+            return None, ""
+        if self.tabs.active == "chat" and self.chat_deck is not None:
+            pane = self.chat_deck.panes.get(self.selected or "")
+            if pane is not None and pane.check_action("cancel", ()) is True:
+                return pane, ("reply" if pane.generating else "tool results")
+        if self.tabs.active == "bench" and self.bench_pane is not None:
+            if self.bench_pane.check_action("cancel_bench", ()) is True:
+                return self.bench_pane, "bench run"
+        return None, ""
+
+    def esc_step(self) -> tuple[str, str] | None:
+        """What ``esc`` does now on the main screen, by the one rule (the help screen says it):
+
+        1. ``("cancel", what)``: cancel what runs in the shown pane (a reply, pending tool
+           results, a bench run) — the focus stays where it is;
+        2. ``("leave", what)``: leave the input that has the keyboard (to the log for the log
+           search, else to the models list);
+        3. ``("clear", "search" | "filter")``: clear the log search (keys in the log), else the
+           models filter;
+        4. ``("back", "models")``: back to the models list from a pane.
+
+        None: nothing to do. Dialogs close on esc themselves; the footer's first entry shows
+        this step (:mod:`tui.ui.widgets.footer`).
+        """
+        main = self._main
+        if main is None or self.table is None:
+            return None
+        pane, what = self._running_pane()
+        if pane is not None:
+            return "cancel", what
+        focused = main.focused
+        if isinstance(focused, Input):
+            return "leave", typing_what(focused)
+        log = self.log_pane
+        if log is not None and log.searching and focused is log.log:
+            return "clear", "search"
+        if self.filter_text or self.filter_bar.has_class("-shown"):
+            return "clear", "filter"
+        if focused is not self.table:
+            return "back", "models"
+        return None
+
+    async def action_back(self) -> None:
+        step = self.esc_step()
+        if step is None:
             return
-        inp = self.filter_input
-        if inp.has_class("-shown") and (self.focused is inp or self.filter_text):
-            inp.value = ""
-            inp.remove_class("-shown")
+        kind, what = step
+        focused = self._main.focused
+        if kind == "cancel":
+            pane, _ = self._running_pane()
+            # the panes' own actions (ids chat_cancel, bench_cancel): the same cancel as the palette's
+            await self.run_action({"bench run": "cancel_bench", "eval run": "cancel_eval"}.get(what, "cancel"), pane)
+        elif kind == "leave":
+            log = self.log_pane
+            if log is not None and focused is not None and log in focused.ancestors:
+                log.log.focus()  # out of the log search's input; the search stays
+            else:
+                self.table.focus()
+            if focused is self.filter_input and not self.filter_text:
+                self._show_filter_bar(False)
+        elif kind == "clear" and what == "search":
+            self.log_pane.close_search()
+        elif kind == "clear":
+            self._clear_filter()
             self.table.focus()
+        else:
+            self.table.focus()
+        self.refresh_bindings()
+
+    def _focus_moved(self, focused) -> None:
+        """A widget that is not visible never has the focus (see on_mount)."""
+        if self.filter_bar.has_class("-shown"):
+            self._filter_hint()
+        if self.screen is not self._main:
             return
-        self.table.focus()
+        if focused is None or not shown_on_screen(focused):
+            self.call_after_refresh(self._refocus)
+
+    def _refocus(self) -> None:
+        main = self._main
+        if not self._alive() or self.screen is not main:
+            return
+        if main.focused is None or not shown_on_screen(main.focused):
+            self.table.focus()
 
     def action_help(self) -> None:
         from tui.ui.screens.help import HelpScreen
@@ -1095,8 +1282,6 @@ class LlmdeckApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Stop all servers and quit", "Stop every running server, then quit",
-                            self.action_stop_all_quit)
         yield SystemCommand("Hide/show thoughts", "Hide every thinking block in the chat (setting)",
                             self.action_toggle_hide_thoughts)
 

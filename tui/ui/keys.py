@@ -88,8 +88,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("quit", "q", "quit_keep", "Quit (servers keep running)", "global", label="quit"),
     Action("quit_stop_all", "Q", "stop_all_quit", "Stop all servers and quit", "global",
            show=False, label="stop all+quit"),
-    Action("back", "escape", "back", "Back / close / clear filter", "global",
-           show=False, palette=False, label="back"),
+    Action("back", "escape", "back", "Cancel what runs, else leave the input, else clear the filter, else back",
+           "global", show=False, palette=False, label="back", priority=True),
     Action("filter", "slash", "filter", "Filter models by name", "global", key_display="/", label="filter"),
     Action("pane_logs", "l,1", "show_pane('logs')", "Logs of the selected model", "global",
            key_display="l", label="logs"),
@@ -145,7 +145,8 @@ ACTIONS: tuple[Action, ...] = (
     # chat
     Action("chat_send", "enter", "send", "Send the prompt (or the tool result)", "chat", show=False,
            binding=False, palette=False),
-    Action("chat_cancel", "escape", "cancel", "Cancel the running generation", "chat", label="cancel"),
+    Action("chat_cancel", "escape", "cancel", "Cancel the running generation (esc's first step)", "chat",
+           label="cancel"),
     Action("chat_new", "ctrl+n", "new_chat", "New chat", "chat", label="new"),
     Action("chat_regenerate", "ctrl+r", "regenerate", "Regenerate the last answer (the model forgets the old one)",
            "chat", label="regenerate"),
@@ -164,12 +165,12 @@ ACTIONS: tuple[Action, ...] = (
            "chat", show=False, palette=False, key_display="PgDn", label="page down"),
     # downloads
     Action("dl_cancel", "X", "cancel_download", "Cancel the download (partial files kept)", "downloads",
-           label="cancel dl"),
+           label="cancel download"),
     # bench
     Action("bench_run", "ctrl+r", "run_bench", "Run the benchmark (enter in a field runs it too)", "bench",
            label="run"),
-    Action("bench_cancel", "escape", "cancel_bench", "Cancel the running benchmark (finished workloads are kept)",
-           "bench", label="cancel"),
+    Action("bench_cancel", "escape", "cancel_bench", "Cancel the running benchmark (finished workloads are kept; "
+           "esc's first step)", "bench", label="cancel"),
     # the details screen
     Action("detail_copy", "ctrl+o", "copy_connect", "Copy how to reach it: ssh -L, base URL, curl (OSC 52)",
            "details", label="copy connect"),

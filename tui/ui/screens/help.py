@@ -1,4 +1,5 @@
-"""``?``: every binding from the one action registry (:mod:`tui.ui.keys`), by scope."""
+"""``?``: the ``esc`` rule, then every binding from the one action registry
+(:mod:`tui.ui.keys`), by scope."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.ui import keys
+
+#: the one rule for esc, as ``LlmdeckApp.esc_step`` applies it
+ESC_RULE = (
+    "esc, everywhere, does the first of:",
+    "  1. cancel what runs in the shown pane (a reply, a bench run)",
+    "  2. leave the input you type in (the footer then stops saying 'typing: …')",
+    "  3. clear the filter (or the log search)",
+    "  4. close a dialog, or go back to the models list",
+)
 
 
 def help_table(keymap: dict[str, str] | None = None) -> Table:
@@ -33,6 +43,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Text("llmdeck keys · esc closes · ctrl+p runs any action by name", style="bold"))
+            yield Static(Text("\n".join(ESC_RULE) + "\n"), id="esc-rule")
             yield Static(help_table(getattr(self.app, "user_keymap", None)), id="help-table")
 
     def action_close(self) -> None:

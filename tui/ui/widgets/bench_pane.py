@@ -205,13 +205,15 @@ class BenchPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="bench-head")
+        # select_on_focus off: a key typed into a field the pane just focused adds to its text
+        # instead of replacing it (the footer says "typing: workload · esc leaves")
         with Horizontal(id="bench-form"):
             yield Label("workload")
-            yield Input(DEFAULT_WORKLOAD, id="bench-workload")
+            yield Input(DEFAULT_WORKLOAD, id="bench-workload", select_on_focus=False)
             yield Label(" requests")
-            yield Input(str(DEFAULT_REQUESTS), id="bench-requests")
+            yield Input(str(DEFAULT_REQUESTS), id="bench-requests", select_on_focus=False)
             yield Label(" max tokens")
-            yield Input(str(DEFAULT_MAX_TOKENS), id="bench-max-tokens")
+            yield Input(str(DEFAULT_MAX_TOKENS), id="bench-max-tokens", select_on_focus=False)
         yield Static("", id="bench-status")
         yield ProgressBar(id="bench-bar", show_eta=False)
         yield DataTable(id="bench-results", cursor_type="row")

@@ -141,5 +141,10 @@ class DownloadsPane(VerticalScroll):
             await self.query_one("#dl-jobs", Vertical).mount(view)
         view.refresh_job()
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "cancel_download":  # X shows (and works) only while something downloads
+            return True if getattr(self.app, "downloads", None) else False
+        return True
+
     def action_cancel_download(self) -> None:
         self.app.action_cancel_download()
