@@ -683,6 +683,7 @@ class LlmdeckApp(App):
         if note != getattr(self, "_note_shown", ""):  # an update is a layout pass: only on change
             self._note_shown = note
             self.models_note.update(note)
+            self.models_note.tooltip = note or None  # the whole reason where the line is cut
             self.models_note.set_class(bool(note), "-shown")
 
     # -- actions on the selected model -------------------------------------------------
@@ -902,6 +903,7 @@ class LlmdeckApp(App):
         self._jobs[name] = job
         self.run_worker(self._update_job(job))
         self.refresh_bindings()
+        self._show_downloads()  # its head line offers X now
         self._run_download(name, plan, cancel)
 
     async def _update_job(self, job) -> None:

@@ -16,7 +16,7 @@ from tui.ui import keys
 ESC_RULE = (
     "esc, everywhere, does the first of:",
     "  1. cancel what runs in the shown pane (a reply, a bench run)",
-    "  2. leave the input you type in (the footer then stops saying 'typing: …')",
+    "  2. leave the input you type in (the footer says 'typing: …')",
     "  3. clear the filter (or the log search)",
     "  4. close a dialog, or go back to the models list",
 )

@@ -126,8 +126,8 @@ class DownloadsPane(VerticalScroll):
             head.update(Text.assemble((model.name, "bold"), " has no repo_id: nothing to download"))
             quants.update("")
             return
-        head.update(Text.assemble((model.name, "bold"), f" · {model.repo_id} · ",
-                                  ("d downloads the default quant · X cancels", "dim")))
+        keys_hint = "d downloads the default quant" + (" · X cancels" if getattr(self.app, "downloads", None) else "")
+        head.update(Text.assemble((model.name, "bold"), f" · {model.repo_id} · ", (keys_hint, "dim")))
         quants.update(quants_table(model, rows or {}))
 
     async def update_job(self, job: Job) -> None:
