@@ -13,6 +13,7 @@ logs        the logs pane
 chat        the chat pane (ctrl chords: the prompt input keeps printable keys)
 downloads   the downloads pane
 bench       the bench pane (ctrl chords: its fields keep printable keys)
+eval        the eval pane (ctrl chords, like the bench pane)
 details     the details screen (``enter`` on a model)
 add         the add screen (``a``: a Hub repo or search, then a quant)
 modal       dialogs (confirm, help)
@@ -40,7 +41,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "details", "add", "modal")
+SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "eval", "details", "add", "modal")
 
 SCOPE_TITLES = {
     "global": "Everywhere",
@@ -50,6 +51,7 @@ SCOPE_TITLES = {
     "chat": "Chat pane",
     "downloads": "Downloads pane",
     "bench": "Bench pane",
+    "eval": "Eval pane",
     "details": "Details (enter)",
     "add": "Add a model (a)",
     "modal": "Dialogs",
@@ -101,6 +103,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="gauges"),
     Action("pane_bench", "b,5", "show_pane('bench')", "Bench the selected model (load, live progress, last runs)",
            "global", key_display="b", show=False, label="bench"),
+    Action("pane_eval", "e,6", "show_pane('eval')", "Eval the selected model's tool calls (BFCL accuracy, failed "
+           "cases, last runs)", "global", key_display="e", show=False, label="eval"),
     Action("focus_models", "m", "focus_models", "Back to the models list", "global",
            show=False, label="models"),
     Action("zoom", "z", "zoom", "Zoom: the active pane on the whole screen, and back (esc leaves too)",
@@ -171,6 +175,11 @@ ACTIONS: tuple[Action, ...] = (
            label="run"),
     Action("bench_cancel", "escape", "cancel_bench", "Cancel the running benchmark (finished workloads are kept; "
            "esc's first step)", "bench", label="cancel"),
+    # eval
+    Action("eval_run", "ctrl+r", "run_eval", "Run the BFCL eval (enter in a field runs it too)", "eval",
+           label="run"),
+    Action("eval_cancel", "escape", "cancel_eval", "Cancel the running eval (finished cases are kept, marked "
+           "partial; esc's first step)", "eval", label="cancel"),
     # the details screen
     Action("detail_copy", "ctrl+o", "copy_connect", "Copy how to reach it: ssh -L, base URL, curl (OSC 52)",
            "details", label="copy connect"),
