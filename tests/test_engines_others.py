@@ -205,7 +205,10 @@ def test_boolean_options_and_served_name(tmp_path):
 
 def test_not_installed_is_one_line_at_start(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path / "empty"))
+    existed = {d: (EXAMPLES / d).exists() for d in ("run", "logs")}
     r = _cli("--registry", str(EXAMPLES / "glm5-fp8.json"), "start", "glm-5-fp8", env=env)
+    for d, was in existed.items():  # nothing is written for a start that cannot launch
+        assert was or not (EXAMPLES / d).exists(), f"examples/{d} was created"
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert lines == ["llmdeck: error: engine vllm is not installed: 'vllm' not found on PATH (model 'glm-5-fp8'); "

@@ -149,8 +149,8 @@ def add_from_hub(args) -> int:
                 error(line)
             return EXIT_USAGE
     if args.entry is not None:
-        error(f"'{args.model}' is a repo id: `llmdeck add REPO[:QUANT]` takes no JSON (a model name never "
-              "contains '/')")
+        error(f"invalid model name '{args.model}': a name matches [a-z0-9][a-z0-9._-]* (no '/'); as a Hub repo "
+              "id, `llmdeck add REPO[:QUANT]` takes no JSON")
         return EXIT_USAGE
     try:
         t, quant = _load_table(args.model)

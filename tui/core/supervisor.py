@@ -467,10 +467,10 @@ def start(registry: Registry, name: str, *, quant: str | None = None, port: int 
     Exclusive per model (``run/<model>.start.lock``, see the module docstring): a second start
     of the same model waits for the first and then fails with "already running (pid …)", or
     with "already starting" when the first is still at it after :data:`START_LOCK_WAIT_S`."""
-    model = registry.get(name)
-    if model.engine == "external":
-        launch_spec(registry, name)  # raises: llmdeck does not start it
+    # what cannot be launched (an external model, an engine not installed, a missing file) is
+    # refused before anything is written: no run/, logs/ or lock beside the registry
     _check_run_dir(registry)
+    launch_spec(registry, name, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
     rd = runfiles.RunDir(registry.run_dir, name)
     try:
         safefiles.private_dir(registry.run_dir)
