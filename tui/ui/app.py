@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 TRANSIENT = ("starting", "loading", "stopping")
 RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
-PANES = ("logs", "chat", "downloads", "gauges", "bench")
+PANES = ("logs", "chat", "downloads", "gauges", "bench", "eval")
 
 
 class ActionsProvider(Provider):
@@ -118,6 +118,8 @@ class Panes(Container):
                 yield GaugesView(id="gauges-view")
             with TabPane("Bench", id="bench"):
                 yield Container(id="bench-slot")
+            with TabPane("Eval", id="eval"):
+                yield Container(id="eval-slot")
 
 
 def tune_gc() -> None:
@@ -242,6 +244,7 @@ class LlmdeckApp(App):
         self.chat_deck = None  # mounted on first use (ensure_chat)
         self.downloads_pane = None  # mounted on first use (ensure_downloads)
         self.bench_pane = None  # mounted on first use (ensure_bench)
+        self.eval_pane = None  # mounted on first use (ensure_eval)
         self._mount_lock = asyncio.Lock()
         self._pending_pane: str | None = None  # a pane asked for before the panes were mounted
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
@@ -396,6 +399,18 @@ class LlmdeckApp(App):
                 pane.show_model(self.selected)
         return self.bench_pane
 
+    async def ensure_eval(self):
+        """The eval pane, mounted on first use."""
+        async with self._mount_lock:
+            if self.eval_pane is None:
+                from tui.ui.widgets.eval_pane import EvalPane
+
+                pane = EvalPane(self.backend, id="eval-pane")
+                await self._main.query_one("#eval-slot").mount(pane)
+                self.eval_pane = pane
+                pane.show_model(self.selected)
+        return self.eval_pane
+
     def on_unmount(self) -> None:
         untune_gc()
         self._wake.set()
@@ -474,6 +489,8 @@ class LlmdeckApp(App):
         self._show_downloads()
         if self.bench_pane is not None:
             self.bench_pane.show_model(name)
+        if self.eval_pane is not None:
+            self.eval_pane.show_model(name)
         if self.tabs.active == "chat":
             self.run_worker(self._show_chat(), exclusive=True, group="chat-show")
         self.refresh_bindings()
@@ -1008,6 +1025,8 @@ class LlmdeckApp(App):
             (await self.ensure_downloads()).focus()
         elif pane == "bench":
             (await self.ensure_bench()).focus_form()
+        elif pane == "eval":
+            (await self.ensure_eval()).focus_form()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -1022,6 +1041,8 @@ class LlmdeckApp(App):
             await self.ensure_downloads()
         elif pane == "bench":
             await self.ensure_bench()
+        elif pane == "eval":
+            await self.ensure_eval()
         elif pane == "gauges":
             view = self.gauges_view
             if view.snapshot is not None:
@@ -1127,6 +1148,9 @@ class LlmdeckApp(App):
         if self.tabs.active == "bench" and self.bench_pane is not None:
             if self.bench_pane.check_action("cancel_bench", ()) is True:
                 return self.bench_pane, "bench run"
+        if self.tabs.active == "eval" and self.eval_pane is not None:
+            if self.eval_pane.check_action("cancel_eval", ()) is True:
+                return self.eval_pane, "eval run"
         return None, ""
 
     def esc_step(self) -> tuple[str, str] | None:
@@ -1278,6 +1302,10 @@ class LlmdeckApp(App):
         if a.scope == "bench":
             self.show_pane("bench")
             await self.run_action(a.action, await self.ensure_bench())
+            return
+        if a.scope == "eval":
+            self.show_pane("eval")
+            await self.run_action(a.action, await self.ensure_eval())
             return
         if a.scope == "list":
             await self.run_action(a.action, self.table)
