@@ -80,6 +80,7 @@ wait_for "listening on http://127.0.0.1:$PORT" 20 "the live log shows the server
 
 "${T[@]}" send-keys -t "$SESSION" c
 wait_for "smollm2 · ready" 10 "c: the chat pane"
+wait_for "typing: message · esc leaves" 10 "c: the footer says where typing goes"
 "${T[@]}" send-keys -t "$SESSION" -l "Say hello."
 "${T[@]}" send-keys -t "$SESSION" Enter
 wait_for "first token" 150 "the answer streamed and its stats line shows"
@@ -88,8 +89,13 @@ if screen | grep -qF "finish: cancelled"; then
 fi
 
 "${T[@]}" send-keys -t "$SESSION" Escape
-sleep 0.5
+for ((i = 0; i < 50; i++)); do screen | tail -1 | grep -qF "typing:" || break; sleep 0.1; done
+if screen | tail -1 | grep -qF "typing:"; then
+  echo "FAILED: esc did not leave the message box; the screen:" >&2; screen >&2; exit 1
+fi
+echo "ok: esc: the keys are commands again (no 'typing:' in the footer)"
 "${T[@]}" send-keys -t "$SESSION" x
+wait_for "smollm2 stopped" 30 "x: a toast says smollm2 stopped"
 wait_row "stopped" 30 "x: smollm2 stopped"
 
 "${T[@]}" send-keys -t "$SESSION" q
