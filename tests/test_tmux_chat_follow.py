@@ -10,6 +10,7 @@ lines; PageDown to the end follows again. Each test uses its own tmux server soc
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,8 +55,11 @@ class Term:
                f"cd {tmp} && exec {llmdeck} --registry {tmp / 'models.json'}")
 
     def t(self, *args: str) -> str:
+        # COLUMNS/LINES (set while pytest runs) would reach llmdeck through the tmux server's
+        # environment, and Textual believes them over the terminal's real size
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         return subprocess.run([self.tmux, "-L", self.sock, *args], capture_output=True, text=True,
-                              timeout=10).stdout
+                              timeout=10, env=env).stdout
 
     def screen(self) -> list[str]:
         return self.t("capture-pane", "-p", "-t", "f").splitlines()
@@ -102,6 +106,8 @@ def test_the_real_tui_shows_the_end_of_a_long_answer_and_its_stats_line(tmp_path
     try:
         term.open_chat_and_ask()
         rows = term.wait(marker_then_stats, 40, "the marker and then the stats line on the screen")
+        # the app drew the whole terminal (not an 80x24 corner of it)
+        assert len(rows) == size[1] and max(len(r.rstrip()) for r in rows) > size[0] - 10, rows
         stats = rows[row_of(rows, STATS)]
         assert f"{n} tokens" in stats
         # the stats line sits just above the message box: the view is at the end
