@@ -12,6 +12,8 @@ Routes:
 ``GET /api/models``                         the seed's list (serve-ui.py): running models with
                                             port, URL, state, uptime
 ``* /api/{model}/{path}``                   the seed's passthrough to ``<server>/{path}``
+``GET /``, ``/ui/…``                        the front page, its JSON, logs, start/stop
+                                            (:mod:`tui.router.page`; the page's files need no key)
 ==========================================  =================================================
 
 Answers decided here: a model that is not registered, or registered but not running → 404
@@ -62,7 +64,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from tui.router import body as rbody
-from tui.router import proxy
+from tui.router import page, proxy
 from tui.router.backends import COMING_STATES, LISTED_STATES, READY_STATES, Backend, BackendTable, Provider
 
 TABLE = web.AppKey("table", BackendTable)
@@ -185,8 +187,11 @@ def _guard(request: web.Request) -> web.Response | None:
     key = request.app[API_KEY]
     if key:
         if _preflight(request):
+            if page.is_public(request.path) or page.is_page_api(request.path):  # the page: same origin only
+                return proxy.json_error(403, "the router's page answers no CORS pre-flight", "permission_error",
+                                        "cross_origin_refused")
             return _cors_preflight(request)
-        if request.path != "/health":
+        if request.path != "/health" and not page.is_public(request.path):
             given = _key_of(request)
             if not given or not _same(given, key):
                 return proxy.json_error(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
@@ -380,6 +385,7 @@ def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0
     for r in OPENAI_ROUTES:
         app.router.add_post(f"/v1/{{route:{r}}}", openai_route)
     app.router.add_get("/api/models", api_models)
+    page.setup(app, backends, app[TABLE], keyed=bool(api_key))  # the front page at / (issue 18)
     app.router.add_route("*", "/api/{model}/{path:.*}", api_passthrough)
     return app
 

@@ -1,0 +1,188 @@
+"""The router's front page (issue 18) in a real browser: Debian's chromium, driven by Playwright.
+
+Against ``llmdeck serve`` (a subprocess) with a real llama-server and the SmolLM2 demo model:
+the model shows as ready, a chat answer streams into the page, a line written to the model's
+log appears, start/stop work with the router's key and are refused without it; every answer
+carries the CSP, the JSON never shows a key or an ``env`` value. Screenshots at 1280×800 and
+at a narrow width are saved under ``logs/test-artifacts/`` (and the test's tmp_path).
+
+Waits use Playwright's locator assertions: the page's CSP (``script-src 'self'``, no eval)
+refuses ``wait_for_function`` strings, which is itself a check that the CSP is in force.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import free_port, wait_http_ok
+from tui.core import supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "logs" / "test-artifacts"
+ROUTER_KEY = "router-key-9f3a7c"
+ENV_SECRET = "env-secret-51d0e2"
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(240)]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():  # the Makefile's test target installs it (scripts/ensure-chromium.sh)
+    pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh", pytrace=False)
+expect = playwright_api.expect
+
+
+def _serve(reg_path: Path, port: int, key: str | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    extra = []
+    if key:
+        env["PAGE_TEST_KEY"] = key
+        extra = ["--api-key-env", "PAGE_TEST_KEY"]
+    return subprocess.Popen([sys.executable, "-m", "tui.cli.main", "--registry", str(reg_path), "serve",
+                             "--port", str(port), *extra], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def deck(make_deck):
+    reg = make_deck({"smol": {"env": {"HF_TOKEN": ENV_SECRET}}, "idle": {}})
+    supervisor.start(reg, "smol")
+    assert supervisor.wait_ready(reg, "smol", timeout=60).state == "ready"
+    yield reg
+    supervisor.stop_all(reg, grace=5)
+
+
+@pytest.fixture
+def router(deck):
+    procs = []
+
+    def start(key: str | None = None) -> str:
+        port = free_port()
+        proc = _serve(deck.path, port, key)
+        procs.append(proc)
+        wait_http_ok(f"http://127.0.0.1:{port}/health", 30, proc)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
+
+def _page(browser, base: str, width: int = 1280, height: int = 800):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # through a tunnel the page is reached as localhost:<any port>: the same as here
+    page.goto(base.replace("127.0.0.1", "localhost") + "/")
+    return page, errors
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    out = tmp_path / name
+    page.screenshot(path=str(out))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, ARTIFACTS / name)
+    assert out.stat().st_size > 10_000  # a real picture, not a blank one
+    return out
+
+
+def test_page_keyless_models_chat_logs_read_only(deck, router, browser, tmp_path):
+    base = router()
+    # headers: CSP on the page, its JSON and the API; no CORS for another site
+    for path in ("/", "/ui/app.js", "/ui/status", "/v1/models", "/nope"):
+        r = httpx.get(base + path)
+        assert "script-src 'self'" in r.headers.get("content-security-policy", ""), path
+        assert r.headers.get("x-content-type-options") == "nosniff", path
+    r = httpx.get(base + "/ui/status", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    # the JSON: status --json's objects (plus the server's figures), no secret anywhere
+    status = httpx.get(base + "/ui/status").json()
+    cli = json.loads(subprocess.run([sys.executable, "-m", "tui.cli.main", "--registry", str(deck.path), "status",
+                                     "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout)
+    assert [m["name"] for m in status["models"]] == [m["name"] for m in cli] == ["smol", "idle"]
+    assert set(cli[0]) <= set(status["models"][0])
+    assert status["keyed"] is False and status["models"][0]["state"] == "ready"
+    for path in ("/ui/status", "/", "/ui/app.js", "/ui/logs/smol"):
+        assert ENV_SECRET not in httpx.get(base + path).text, path
+    # read-only: no start/stop without a router key
+    r = httpx.post(base + "/ui/models/smol/stop")
+    assert r.status_code == 403 and "--api-key-env" in r.json()["error"]["message"]
+
+    page, errors = _page(browser, base)
+    row = page.locator("#models tr[data-name=smol]")
+    expect(row.locator(".badge")).to_have_text("ready", timeout=15000)
+    expect(page.locator("#models tr[data-name=idle] .badge")).to_have_text("stopped")
+    expect(page.locator("#mode")).to_contain_text("read-only")
+    assert row.locator("button:has-text('Stop')").is_hidden()
+    # logs: the selected model's log, following; a line written now shows up, errors marked
+    expect(page.locator("#log")).to_contain_text("listening on", timeout=10000)
+    with open(deck.log_file("smol"), "a") as fh:
+        fh.write("page-test: error: a line written by the test\n")
+    expect(page.locator("#log .error", has_text="page-test: error")).to_be_visible(timeout=10000)
+    # chat through the router's /v1: the answer streams in, with a stats line
+    page.click("#tab-chat")
+    page.fill("#q", "What is the capital of France?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".msg.assistant .content").last
+    expect(answer).not_to_be_empty(timeout=60000)
+    expect(page.locator("#send")).to_be_enabled(timeout=90000)  # the stream has ended
+    stats = page.locator(".msg.assistant .stats").last
+    expect(stats).to_have_text(re.compile(r"TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s"))
+    assert int(re.search(r"(\d+) tokens", stats.text_content()).group(1)) > 1
+    _shot(page, tmp_path, "front-page-1280x800.png")
+    page.click("#tab-logs")
+    page.set_viewport_size({"width": 420, "height": 900})
+    expect(page.locator("#models-sec")).to_be_visible()
+    _shot(page, tmp_path, "front-page-narrow.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420  # no sideways scrolling
+    assert not errors, errors
+
+
+def test_page_keyed_start_stop(deck, router, browser, tmp_path):
+    base = router(ROUTER_KEY)
+    auth = {"Authorization": f"Bearer {ROUTER_KEY}"}
+    # the page itself is open (a navigation sends no header); its data needs the key
+    assert httpx.get(base + "/").status_code == 200
+    assert httpx.get(base + "/ui/status").status_code == 401
+    assert httpx.post(base + "/ui/models/smol/stop").status_code == 401
+    r = httpx.post(base + "/ui/models/smol/stop", headers={**auth, "Origin": "http://evil.example"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    r = httpx.options(base + "/ui/models/smol/stop", headers={"Origin": "http://evil.example",
+                                                              "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    status = httpx.get(base + "/ui/status", headers=auth)
+    assert status.json()["keyed"] is True and ROUTER_KEY not in status.text and ENV_SECRET not in status.text
+
+    page, errors = _page(browser, base)
+    expect(page.locator("#keyform")).to_be_visible(timeout=10000)
+    expect(page.locator("#keymsg")).to_contain_text("needs its API key")
+    page.fill("#key", ROUTER_KEY)
+    page.keyboard.press("Enter")
+    row = page.locator("#models tr[data-name=smol]")
+    expect(row.locator(".badge")).to_have_text("ready", timeout=15000)
+    assert page.evaluate("sessionStorage.length") == 1  # kept for this tab only
+    row.locator("button:has-text('Stop')").click()
+    expect(row.locator(".badge")).to_have_text("stopped", timeout=30000)
+    assert supervisor.state_of(deck, "smol", probe=False).state == "stopped"
+    row.locator("button:has-text('Start')").click()
+    expect(row.locator(".badge")).to_have_text("ready", timeout=60000)
+    assert supervisor.state_of(deck, "smol").state == "ready"
+    assert not [e for e in errors if "status of 401" not in e], errors  # the first ask, before the key
