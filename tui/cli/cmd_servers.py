@@ -240,12 +240,9 @@ def cmd_restart(args) -> int:
 
 def _usage_by_pid(states) -> dict:
     """VRAM and RSS per running server (empty when none runs: NVML is then not touched)."""
-    from tui.core.telemetry import per_model_usage
+    from tui.core.statusjson import usage_by_pid
 
-    try:
-        return per_model_usage([s.pid for s in states if s.pid])
-    except Exception:  # the columns show n/a; status itself must still print
-        return {}
+    return usage_by_pid(states)
 
 
 def cmd_status(args) -> int:
@@ -260,15 +257,9 @@ def cmd_status(args) -> int:
         if st.last_error and st.last_error.startswith("stale pid file"):
             info(f"{st.name}: {st.last_error}")
     if args.json:
-        out = []
-        for st in states:
-            d = st.to_json()
-            u = usage.get(st.pid) if st.pid else None
-            d["vram_bytes"] = getattr(u, "vram_bytes", None) if u else None
-            # GPU index (as a string: JSON keys) -> bytes; a model split over GPUs has several
-            d["vram_by_gpu"] = {str(i): b for i, b in getattr(u, "vram_by_gpu", ())} if u else {}
-            d["rss_bytes"] = getattr(u, "rss_bytes", None) if u else None
-            out.append(d)
+        from tui.core.statusjson import model_objects
+
+        out = model_objects(states, usage)  # the same objects as the router's front page
         print_json(out)
         return EXIT_OK
     # a GPU column only where the machine evidently has several GPUs (a model on GPU 1, or on two)
