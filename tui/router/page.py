@@ -181,13 +181,18 @@ class PageData:
         return {"state": r.state, "message": r.message, "driver": r.driver, "gpus": gpus}
 
 
+_CACHE: dict[str, bytes] = {}
+
+
 def _data(request: web.Request) -> PageData:
     return request.app[PAGE]
 
 
 async def static_file(request: web.Request) -> web.Response:
     name, ctype = FILES[request.path]
-    body = await asyncio.to_thread((STATIC / name).read_bytes)
+    body = _CACHE.get(name)
+    if body is None:  # read once: the package's files do not change while it runs
+        body = _CACHE[name] = await asyncio.to_thread((STATIC / name).read_bytes)
     return web.Response(body=body, content_type=ctype, charset="utf-8",
                         headers={"Cache-Control": "no-cache"})
 
