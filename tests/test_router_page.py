@@ -186,3 +186,47 @@ def test_page_keyed_start_stop(deck, router, browser, tmp_path):
     expect(row.locator(".badge")).to_have_text("ready", timeout=60000)
     assert supervisor.state_of(deck, "smol").state == "ready"
     assert not [e for e in errors if "status of 401" not in e], errors  # the first ask, before the key
+
+
+def test_page_gpu_gauges_with_history(deck, browser, tmp_path):
+    """GPU cards from the telemetry sampler: the router runs in this process (in a thread) with a
+    fake NVML (this machine has no GPU), so the page shows the gauges and their sparklines."""
+    import asyncio
+    import threading
+
+    from tui.core.telemetry import nvml
+    from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
+    from tui.router.app import make_app, serve
+    from tui.router.backends import RegistryBackends
+
+    gpu = FakeGpu("NVIDIA H200", total=141 << 30, used=40 << 30, util=63, temp=51, power_mw=312_000)
+    old = nvml.set_default_source(nvml.NvmlSource(FakeNvml([gpu])))
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    bound: list = []
+    app = make_app(RegistryBackends(deck.path))
+    t = threading.Thread(target=loop.run_until_complete,
+                         args=(serve(app, "127.0.0.1", 0, ready=bound.extend, stop=stop),), daemon=True)
+    t.start()
+    try:
+        wait_until = __import__("time").monotonic() + 15
+        while not bound and __import__("time").monotonic() < wait_until:
+            __import__("time").sleep(0.05)
+        base = f"http://127.0.0.1:{bound[0][1]}"
+        page, errors = _page(browser, base)
+        card = page.locator("#gpus .gpu")
+        expect(card.locator("h3")).to_have_text("GPU 0 · NVIDIA H200", timeout=15000)
+        expect(card).to_contain_text("40 GB / 141 GB")
+        expect(card).to_contain_text("63 %")
+        expect(card).to_contain_text("51 °C")
+        expect(card).to_contain_text("312 / 700 W")
+        gpu.util = 20  # the history moves: a second point makes the sparkline
+        expect(card.locator("svg.spark polyline.s-util")).to_have_count(1, timeout=10000)
+        expect(card).to_contain_text("20 %", timeout=10000)
+        expect(page.locator("#models tr[data-name=smol] .badge")).to_have_text("ready")
+        _shot(page, tmp_path, "front-page-gpus-1280x800.png")
+        assert not errors, errors
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        t.join(15)
+        nvml.set_default_source(old)

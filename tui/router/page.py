@@ -84,6 +84,20 @@ def same_origin(request: web.Request) -> bool:
         return False
 
 
+def _ondemand_models(reg) -> dict[str, dict]:
+    """Per model: ``on_demand``, ``ttl_s``, ``unload_in_s``… from the run file the router's
+    on-demand loader (:mod:`tui.router.ondemand`) keeps; {} where there is none."""
+    try:
+        from tui.core import runfiles
+        from tui.router import ondemand as rod
+
+        data = runfiles.read_json(reg.run_dir / rod.RUN_FILE) or {}
+    except Exception:  # noqa: BLE001 — no on-demand loader (yet), or no file: nothing to show
+        return {}
+    models = data.get("models") if isinstance(data, dict) else None
+    return {k: v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+
+
 class PageData:
     """What ``/ui/status`` answers, computed at most once a second whoever asks."""
 
@@ -123,8 +137,11 @@ class PageData:
     def _ensure_sampler(self, reg):
         if self.sampler is None:
             from tui.core.telemetry import Sampler, supervisor_servers
+            from tui.core.telemetry.nvml import default_source
 
-            self.sampler = Sampler(supervisor_servers(reg, every=1.0), interval=1.0, history_s=GPU_HISTORY)
+            # the process-wide GPU source (one nvmlInit; tests swap in a fake with set_default_source)
+            self.sampler = Sampler(supervisor_servers(reg, every=1.0), interval=1.0, history_s=GPU_HISTORY,
+                                   gpu_source=default_source())
             self.sampler.sample()
             self.sampler.start()
             self._idle_task = asyncio.run_coroutine_threadsafe(self._idle_stop(), self._loop)
@@ -145,6 +162,7 @@ class PageData:
         from tui.core import statusjson, supervisor
 
         states = supervisor.status(reg)
+        ondemand = _ondemand_models(reg)
         snap = self._ensure_sampler(reg).latest
         samples = {m.name: m for m in snap.models} if snap else {}
         usage = {m.pid: m.usage for m in samples.values() if m.pid and m.usage}
@@ -157,9 +175,11 @@ class PageData:
                 "tokens_per_s": srv.tokens_per_s, "busy_slots": srv.busy_slots, "total_slots": srv.total_slots,
                 "kv_cache_usage": srv.kv_cache_usage, "note": srv.note}
             d["alias"] = getattr(m, "served_name", None) if m else None
-            # issue 16's on-demand fields, where the registry / status have them
-            d.setdefault("on_demand", getattr(m, "on_demand", None) if m else None)
-            d.setdefault("unloads_in_s", None)
+            # on demand (issue 16): what the router's on-demand run file says, where it has one
+            od = ondemand.get(d["name"]) or {}
+            d.setdefault("on_demand", od.get("on_demand", getattr(m, "on_demand", None) if m else None))
+            d.setdefault("unloads_in_s", od.get("unload_in_s"))
+            d.setdefault("ttl_s", od.get("ttl_s"))
             d["keyed_model"] = bool(getattr(m, "api_key_env", None)) if m else False
         return {"models": models, "gpus": self._gpus(snap), "keyed": self.keyed, "at": time.time()}
 

@@ -103,8 +103,8 @@
       const s = m.server || {};
       setText(c.tps, s.tokens_per_s != null ? s.tokens_per_s.toFixed(1) : (m.state === "ready" ? "–" : ""));
       setText(c.slots, s.total_slots != null ? (s.busy_slots || 0) + "/" + s.total_slots : "");
-      const od = m.on_demand ? "yes" + (m.unloads_in_s != null ? ", unloads in " + secs(m.unloads_in_s) : "") :
-        (m.on_demand === false ? "no" : "–");
+      const unl = m.unloads_in_s != null ? "unloads in " + secs(m.unloads_in_s) : "";
+      const od = m.on_demand ? ["yes", unl].filter(Boolean).join(", ") : unl || (m.on_demand === false ? "no" : "–");
       setText(c.od, od);
       const running = ["starting", "loading", "ready", "unhealthy"].includes(m.state);
       const local = m.engine !== "external";
@@ -167,6 +167,7 @@
       const h = g.history || {};
       if ((h.util || []).length > 1) { const s = spark(h.util, 100, "s-util"); s.setAttribute("aria-label", "utilisation, last minute"); card.appendChild(s); }
       if ((h.mem_used || []).length > 1 && g.mem_total) card.appendChild(spark(h.mem_used, g.mem_total, "s-mem"));
+      if ((h.util || []).length > 1) card.appendChild(el("div", "stats", "last " + h.util.length + " s: util (green), memory (blue)"));
       return card;
     }));
   }
