@@ -15,7 +15,7 @@ from tui.ui import keys
 #: the one rule for esc, as ``LlmdeckApp.esc_step`` applies it
 ESC_RULE = (
     "esc, everywhere, does the first of:",
-    "  1. cancel what runs in the shown pane (a reply, a bench run)",
+    "  1. cancel what runs in the shown pane (a reply, a bench or eval run)",
     "  2. leave the input you type in (the footer says 'typing: …')",
     "  3. clear the filter (or the log search)",
     "  4. close a dialog, or go back to the models list",
