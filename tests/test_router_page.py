@@ -12,18 +12,22 @@ refuses ``wait_for_function`` strings, which is itself a check that the CSP is i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port, wait_http_ok
+from conftest import free_port, kill_servers, wait_http_ok
 from tui.core import supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,45 +192,109 @@ def test_page_keyed_start_stop(deck, router, browser, tmp_path):
     assert not [e for e in errors if "status of 401" not in e], errors  # the first ask, before the key
 
 
-def test_page_gpu_gauges_with_history(deck, browser, tmp_path):
-    """GPU cards from the telemetry sampler: the router runs in this process (in a thread) with a
-    fake NVML (this machine has no GPU), so the page shows the gauges and their sparklines."""
-    import asyncio
-    import threading
-
-    from tui.core.telemetry import nvml
-    from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
+@contextlib.contextmanager
+def _inproc_router(reg_path: Path):
+    """``llmdeck serve``'s app in this process (a thread with its own loop), so a test can swap
+    the process-wide GPU source; yields its base URL."""
     from tui.router.app import make_app, serve
     from tui.router.backends import RegistryBackends
 
-    gpu = FakeGpu("NVIDIA H200", total=141 << 30, used=40 << 30, util=63, temp=51, power_mw=312_000)
-    old = nvml.set_default_source(nvml.NvmlSource(FakeNvml([gpu])))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     bound: list = []
-    app = make_app(RegistryBackends(deck.path))
+    app = make_app(RegistryBackends(reg_path))
     t = threading.Thread(target=loop.run_until_complete,
                          args=(serve(app, "127.0.0.1", 0, ready=bound.extend, stop=stop),), daemon=True)
     t.start()
     try:
-        wait_until = __import__("time").monotonic() + 15
-        while not bound and __import__("time").monotonic() < wait_until:
-            __import__("time").sleep(0.05)
-        base = f"http://127.0.0.1:{bound[0][1]}"
-        page, errors = _page(browser, base)
-        card = page.locator("#gpus .gpu")
-        expect(card.locator("h3")).to_have_text("GPU 0 · NVIDIA H200", timeout=15000)
-        expect(card).to_contain_text("40 GB / 141 GB")
-        expect(card).to_contain_text("63 %")
-        expect(card).to_contain_text("51 °C")
-        expect(card).to_contain_text("312 / 700 W")
-        gpu.util = 20  # the history moves: a second point makes the sparkline
-        expect(card.locator("svg.spark polyline.s-util")).to_have_count(1, timeout=10000)
-        expect(card).to_contain_text("20 %", timeout=10000)
-        expect(page.locator("#models tr[data-name=smol] .badge")).to_have_text("ready")
-        _shot(page, tmp_path, "front-page-gpus-1280x800.png")
-        assert not errors, errors
+        deadline = time.monotonic() + 15
+        while not bound and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bound, "the in-process router did not start"
+        yield f"http://127.0.0.1:{bound[0][1]}"
     finally:
         loop.call_soon_threadsafe(stop.set)
         t.join(15)
+
+
+def test_page_gpu_gauges_with_history(deck, browser, tmp_path):
+    """GPU cards from the telemetry sampler: the router runs in this process with a fake NVML
+    (this machine has no GPU), so the page shows the gauges and their sparklines; with a chat
+    answer this is the README's screenshot (docs/front-page.png)."""
+    from tui.core.telemetry import nvml
+    from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
+
+    gpu = FakeGpu("NVIDIA H200", total=141 << 30, used=40 << 30, util=63, temp=51, power_mw=312_000)
+    old = nvml.set_default_source(nvml.NvmlSource(FakeNvml([gpu])))
+    try:
+        with _inproc_router(deck.path) as base:
+            page, errors = _page(browser, base)
+            card = page.locator("#gpus .gpu")
+            expect(card.locator("h3")).to_have_text("GPU 0 · NVIDIA H200", timeout=15000)
+            expect(card).to_contain_text("40 GB / 141 GB")
+            expect(card).to_contain_text("63 %")
+            expect(card).to_contain_text("51 °C")
+            expect(card).to_contain_text("312 / 700 W")
+            gpu.util = 20  # the history moves: a second point makes the sparkline
+            expect(card.locator("svg.spark polyline.s-util")).to_have_count(1, timeout=10000)
+            expect(card).to_contain_text("20 %", timeout=10000)
+            expect(page.locator("#models tr[data-name=smol] .badge")).to_have_text("ready")
+            page.click("#tab-chat")
+            page.fill("#q", "Name three colours.")
+            page.keyboard.press("Enter")
+            expect(page.locator("#send")).to_be_enabled(timeout=90000)
+            expect(page.locator(".msg.assistant .content").last).not_to_be_empty()
+            _shot(page, tmp_path, "front-page-gpus-1280x800.png")
+            assert not errors, errors
+    finally:
         nvml.set_default_source(old)
+
+
+def test_page_thinking_tool_calls_and_crash(llama_server_bin, browser, tmp_path):
+    """The chat's thinking block and tool-call block (a canned stream from an external model),
+    and a model whose server crashed, with the exit reason, in the table."""
+    from chatstreams import USAGE, sse, vllm
+    from streamserver import Reply, StreamServer, json_reply, split_every
+    from tui.core import registry
+
+    call = {"id": "call-1", "type": "function", "index": 0,
+            "function": {"name": "get_weather", "arguments": '{"city": "Tokyo", "days": 3}'}}
+    body = sse(vllm({"role": "assistant", "content": ""}), vllm({"reasoning_content": "Need the forecast."}),
+               vllm({"tool_calls": [call]}), vllm({"content": "Sunny in Tokyo."}), vllm(finish="tool_calls"),
+               vllm(choices=False, usage=USAGE))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"this is not a gguf file\n" * 64)
+    with StreamServer() as srv:
+        srv.default("/health", json_reply({"status": "ok"}))
+        srv.default("/v1/chat/completions", Reply(body=split_every(body, 40), delay=0.02))
+        reg_path = tmp_path / "models.json"
+        reg_path.write_text(json.dumps({"settings": {"llama_server": str(llama_server_bin)}, "models": {
+            "canned": {"engine": "external", "base_url": srv.base_url},
+            "broken": {"model_path": str(bad), "default_port": free_port(), "params": {"threads": 1}}}}))
+        reg = registry.load(reg_path)
+        try:
+            supervisor.start(reg, "broken")
+        except Exception as exc:  # refused before it ran: the page must then show it stopped
+            pytest.fail(f"start of a broken gguf was refused before the server ran: {exc}")
+        try:
+            with _inproc_router(reg_path) as base:
+                page, errors = _page(browser, base)
+                broken = page.locator("#models tr[data-name=broken]")
+                expect(broken.locator(".badge")).to_have_text("crashed", timeout=30000)
+                expect(broken.locator(".note")).not_to_be_empty()
+                page.select_option("#pick", "canned")
+                page.click("#tab-chat")
+                page.fill("#q", "Weather in Tokyo?")
+                page.keyboard.press("Enter")
+                msg = page.locator(".msg.assistant").last
+                expect(msg.locator(".content")).to_have_text("Sunny in Tokyo.", timeout=15000)
+                expect(msg.locator("details.think")).to_be_visible()
+                expect(msg.locator("details.think")).not_to_have_attribute("open", "")  # folded
+                expect(msg.locator("details.think pre")).to_have_text("Need the forecast.")
+                expect(msg.locator(".tool b")).to_have_text("tool call: get_weather")
+                expect(msg.locator(".tool pre")).to_have_text('{"city": "Tokyo", "days": 3}')
+                expect(msg.locator(".stats")).to_contain_text("TTFT")
+                assert srv.chat_requests()[-1]["json"]["stream"] is True
+                assert not errors, errors
+        finally:
+            kill_servers(reg)
