@@ -134,6 +134,16 @@ def test_page_keyless_models_chat_logs_read_only(deck, router, browser, tmp_path
     row = page.locator("#models tr[data-name=smol]")
     expect(row.locator(".badge")).to_have_text("ready", timeout=15000)
     expect(page.locator("#models tr[data-name=idle] .badge")).to_have_text("stopped")
+    # keyboard: Tab reaches the model names first; Enter on one selects it for logs and chat
+    page.keyboard.press("Tab")
+    expect(row.locator("button.name")).to_be_focused()
+    for _ in range(3):  # its Logs and Chat buttons (Start/Stop are not there: read-only), then the next name
+        page.keyboard.press("Tab")
+    expect(page.locator("#models tr[data-name=idle] button.name")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#pick")).to_have_value("idle")
+    expect(page.locator("#models tr[data-name=idle]")).to_have_class(re.compile(r"\bsel\b"))
+    page.locator("#pick").select_option("smol")
     expect(page.locator("#mode")).to_contain_text("read-only")
     assert row.locator("button:has-text('Stop')").is_hidden()
     # logs: the selected model's log, following; a line written now shows up, errors marked
@@ -211,7 +221,7 @@ def _inproc_router(reg_path: Path):
         while not bound and time.monotonic() < deadline:
             time.sleep(0.05)
         assert bound, "the in-process router did not start"
-        yield f"http://127.0.0.1:{bound[0][1]}"
+        yield f"http://127.0.0.1:{bound[0][1]}", app
     finally:
         loop.call_soon_threadsafe(stop.set)
         t.join(15)
@@ -227,7 +237,7 @@ def test_page_gpu_gauges_with_history(deck, browser, tmp_path):
     gpu = FakeGpu("NVIDIA H200", total=141 << 30, used=40 << 30, util=63, temp=51, power_mw=312_000)
     old = nvml.set_default_source(nvml.NvmlSource(FakeNvml([gpu])))
     try:
-        with _inproc_router(deck.path) as base:
+        with _inproc_router(deck.path) as (base, _app):
             page, errors = _page(browser, base)
             card = page.locator("#gpus .gpu")
             expect(card.locator("h3")).to_have_text("GPU 0 · NVIDIA H200", timeout=15000)
@@ -277,7 +287,7 @@ def test_page_thinking_tool_calls_and_crash(llama_server_bin, browser, tmp_path)
         except Exception as exc:  # refused before it ran: the page must then show it stopped
             pytest.fail(f"start of a broken gguf was refused before the server ran: {exc}")
         try:
-            with _inproc_router(reg_path) as base:
+            with _inproc_router(reg_path) as (base, _app):
                 page, errors = _page(browser, base)
                 broken = page.locator("#models tr[data-name=broken]")
                 expect(broken.locator(".badge")).to_have_text("crashed", timeout=30000)
@@ -298,3 +308,23 @@ def test_page_thinking_tool_calls_and_crash(llama_server_bin, browser, tmp_path)
                 assert not errors, errors
         finally:
             kill_servers(reg)
+
+
+def test_sampler_runs_only_while_a_page_asks(deck, monkeypatch):
+    """The page's telemetry sampler (NVML reads, /metrics scrapes) starts with the first
+    /ui/status and stops once no page has asked for IDLE_STOP_S."""
+    from tui.router import page as rpage
+
+    monkeypatch.setattr(rpage, "IDLE_STOP_S", 0.6)
+    with _inproc_router(deck.path) as (base, app):
+        data = app[rpage.PAGE]
+        assert data.sampler is None
+        assert httpx.get(base + "/ui/status").status_code == 200
+        sampler = data.sampler
+        assert sampler is not None and sampler.running
+        deadline = time.monotonic() + 10
+        while data.sampler is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert data.sampler is None and not sampler.running
+        assert httpx.get(base + "/ui/status").json()["models"][0]["name"] == "smol"  # starts again
+        assert data.sampler is not None

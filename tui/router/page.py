@@ -149,12 +149,13 @@ class PageData:
 
     async def _idle_stop(self) -> None:
         while self.sampler is not None:
-            await asyncio.sleep(5)
+            await asyncio.sleep(min(5.0, IDLE_STOP_S / 4))
             if time.monotonic() - self._asked > IDLE_STOP_S:
                 self.close()
 
     def close(self) -> None:
         s, self.sampler = self.sampler, None
+        self.invalidate()  # the next ask reads afresh (and starts a sampler again)
         if s is not None:
             s.stop()
 
