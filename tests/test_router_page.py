@@ -328,3 +328,39 @@ def test_sampler_runs_only_while_a_page_asks(deck, monkeypatch):
         assert data.sampler is None and not sampler.running
         assert httpx.get(base + "/ui/status").json()["models"][0]["name"] == "smol"  # starts again
         assert data.sampler is not None
+
+
+def test_page_renders_loading_crashed_and_on_demand(make_deck, browser, tmp_path):
+    """States a real run passes through too quickly to catch (loading with stage and %, a crash
+    with a restart pending, on demand with 'unloads in'): the page's own /ui/status answer is
+    replaced in the browser by one with those states (the rest of the page is the real router's)."""
+    reg = make_deck({"a": {}})
+    objs = [
+        {"name": "loader", "engine": "llama-server", "state": "loading", "pid": 1, "port": 9001, "quant": "Q4_K_M",
+         "stage": "loading tensors", "load_pct": 42.0, "load_eta_s": 75, "vram_bytes": 3 << 30, "rss_bytes": 1 << 30},
+        {"name": "crasher", "engine": "llama-server", "state": "crashed", "exit": {"reason": "out of memory (exit 1)"},
+         "restarting_in_s": 4},
+        {"name": "lazy", "engine": "llama-server", "state": "ready", "pid": 2, "port": 9002, "on_demand": True,
+         "unloads_in_s": 95, "server": {"tokens_per_s": 12.5, "busy_slots": 1, "total_slots": 4}},
+    ]
+    status = {"models": objs, "gpus": {"state": "ok", "gpus": []}, "keyed": False, "at": time.time()}
+    with _inproc_router(reg.path) as (base, _app):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.route("**/ui/status", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=json.dumps(status)))
+        page.goto(base.replace("127.0.0.1", "localhost") + "/")
+        loader = page.locator("#models tr[data-name=loader]")
+        expect(loader.locator(".badge")).to_have_text("loading", timeout=10000)
+        expect(loader.locator(".note")).to_have_text("loading tensors, ETA 1m15 · 42%")
+        expect(loader.locator(".pbar")).to_be_visible()
+        assert loader.locator(".pbar > i").evaluate("e => e.style.width") == "42%"
+        expect(loader).to_contain_text("Q4_K_M")
+        expect(loader).to_contain_text("3.0 GB")
+        crasher = page.locator("#models tr[data-name=crasher]")
+        expect(crasher.locator(".badge")).to_have_text("crashed")
+        expect(crasher.locator(".note")).to_have_text("out of memory (exit 1); restarting in 4s")
+        lazy = page.locator("#models tr[data-name=lazy]")
+        expect(lazy).to_contain_text("yes, unloads in 1m35")
+        expect(lazy).to_contain_text("12.5")
+        expect(lazy).to_contain_text("1/4")
+        expect(page.locator("#gpu-msg")).to_have_text("no GPU found")
