@@ -193,6 +193,8 @@ def test_page_keyed_start_stop(deck, router, browser, tmp_path):
     row = page.locator("#models tr[data-name=smol]")
     expect(row.locator(".badge")).to_have_text("ready", timeout=15000)
     assert page.evaluate("sessionStorage.length") == 1  # kept for this tab only
+    expect(row.locator("button:has-text('Stop')")).to_be_visible()
+    _shot(page, tmp_path, "front-page-keyed-1280x800.png")
     row.locator("button:has-text('Stop')").click()
     expect(row.locator(".badge")).to_have_text("stopped", timeout=30000)
     assert supervisor.state_of(deck, "smol", probe=False).state == "stopped"
