@@ -10,6 +10,10 @@ Without a key the router refuses (401) any model that has its own key (``api_key
 would otherwise hand that key to anyone who reaches the port. When every registered model has
 one, ``serve`` does not start (exit 2) and says how to give the router a key; when some do, it
 warns once, naming them. ``--max-body-mb`` caps a request body (default 32; over it → 413).
+
+Models on demand (``on_demand``, ``ttl_s``, ``swap_group``, ``keep_loaded``, ``settings.preload``,
+``settings.memory_limit_gib``): see :mod:`tui.router.ondemand`; what the router does is written
+to ``run/router.json`` for ``llmdeck status`` and the TUI.
 """
 
 from __future__ import annotations
@@ -96,11 +100,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(addrs) -> None:
         host, port = addrs[0][:2] if addrs else (args.host, args.port)
         shown = f"[{host}]" if ":" in host else host
+        from tui.router.ondemand import ONDEMAND
+
+        app[ONDEMAND].address = f"http://{shown}:{port}"
         info(f"router listening on http://{shown}:{port} (OpenAI base http://{shown}:{port}/v1; "
              f"registry {provider.path}){' with an API key' if key else ''}")
 
     try:
-        app = make_app(provider, api_key=key, max_body=int(args.max_body_mb * (1 << 20)), host=args.host)
+        app = make_app(provider, api_key=key, max_body=int(args.max_body_mb * (1 << 20)), host=args.host,
+                       on_demand=True)
         run(serve(app, args.host, args.port, ready=ready))
     except OSError as exc:
         error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

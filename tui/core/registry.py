@@ -45,6 +45,12 @@ SETTINGS_SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "health_poll_s": ((int, float), 0.05, "how often start --wait polls /health"),
     "start_timeout_s": ((int, float), 1800, "how long start --wait waits for ready"),
     "keymap": ((dict,), None, "TUI key overrides, action id -> keys (checked by tui.ui.keys)"),
+    "on_demand": ((bool,), False, "default of each model's on_demand (the router starts it on a request)"),
+    "ttl_s": ((int, float, type(None)), None, "default of each model's ttl_s (null: never unloaded when idle)"),
+    "preload": ((list,), None, "models the router starts when it starts, in order, as far as memory allows"),
+    "memory_limit_gib": ((int, float, type(None)), None, "the most llmdeck's running models may take together"),
+    "swap_wait_s": ((int, float), 60, "how long a start waits for requests in flight on a model it must stop"),
+    "loading_in_reasoning": ((bool,), False, "load progress of a held stream as reasoning_content, not comments"),
 }
 
 #: model key -> (type(s), description). Engine-specific keys are checked by the engine.
@@ -68,6 +74,10 @@ MODEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "tool_call_parser": ((str,), "raw tool-call format: glm45, glm47, hermes, qwen3_coder"),
     "chat_template_file": ((str,), "a Jinja chat template file (relative to models.json)"),
     "load_timeout_s": ((int, float), "how long a load may take before start --wait gives up"),
+    "on_demand": ((bool,), "the router starts this model on a request for it (default settings.on_demand)"),
+    "ttl_s": ((int, float, type(None)), "idle seconds before the router stops it (null: never)"),
+    "swap_group": ((str,), "models in one swap_group never run at the same time"),
+    "keep_loaded": ((bool,), "the router never stops it (to make room or by TTL); only a person does"),
 }
 
 QUANT_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -155,6 +165,12 @@ class Settings:
     health_poll_s: float = 0.05
     start_timeout_s: float = 1800
     keymap: dict = field(default_factory=dict, hash=False)
+    on_demand: bool = False
+    ttl_s: float | None = None
+    preload: list = field(default_factory=list, hash=False)
+    memory_limit_gib: float | None = None
+    swap_wait_s: float = 60
+    loading_in_reasoning: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +197,10 @@ class Model:
     tool_call_parser: str | None = None
     chat_template_file: str | None = None
     load_timeout_s: float | None = None
+    on_demand: bool | None = None  # None: settings.on_demand (see tui.core.ondemand.policy)
+    ttl_s: float | None = None  # None: settings.ttl_s
+    swap_group: str | None = None
+    keep_loaded: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -303,6 +323,9 @@ def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str
             problems.append("settings.stop_grace_s: must be 0 or more")
         if settings.log_runs_kept < 0:
             problems.append("settings.log_runs_kept: must be 0 or more")
+        for k in ("ttl_s", "memory_limit_gib", "swap_wait_s"):
+            if (getattr(settings, k) or 0) < 0:
+                problems.append(f"settings.{k}: must be 0 or more")
 
     m_raw = raw.get("models", {})
     models: dict[str, Model] = {}
@@ -378,6 +401,8 @@ def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str
         if isinstance(xa, list) and not all(isinstance(a, str) for a in xa):
             problems.append(f"{where}.extra_args: must be a list of strings")
 
+        if _is_type(entry_clean.get("ttl_s"), (int, float)) and entry_clean["ttl_s"] < 0:
+            problems.append(f"{where}.ttl_s: must be 0 or more (null: never unloaded)")
         if engine is not None:
             problems.extend(engine.validate(name, entry_clean))
 
@@ -404,6 +429,10 @@ def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str
             tool_call_parser=tp,
             chat_template_file=entry_clean.get("chat_template_file"),
             load_timeout_s=entry_clean.get("load_timeout_s"),
+            on_demand=entry_clean.get("on_demand"),
+            ttl_s=entry_clean.get("ttl_s", settings.ttl_s),
+            swap_group=entry_clean.get("swap_group"),
+            keep_loaded=bool(entry_clean.get("keep_loaded", False)),
             raw=entry,
         )
         if port is not None and engine_name != "external":
@@ -414,6 +443,10 @@ def validate(raw: Any, path: Path) -> tuple[Settings, dict[str, Model], list[str
             else:
                 ports[key] = name
         models[name] = model
+    for i, pre in enumerate(settings.preload if isinstance(settings.preload, list) else []):
+        if pre not in models:
+            problems.append(f"settings.preload[{i}]: unknown model {json.dumps(pre)}"
+                            f"{did_you_mean(str(pre), models)}; known: {', '.join(models) or 'none'}")
     return settings, models, problems
 
 

@@ -65,6 +65,7 @@ from aiohttp import web
 
 from tui.router import body as rbody
 from tui.router import page, proxy
+from tui.router import ondemand as rod
 from tui.router.backends import COMING_STATES, LISTED_STATES, READY_STATES, Backend, BackendTable, Provider
 
 TABLE = web.AppKey("table", BackendTable)
@@ -303,14 +304,21 @@ async def openai_route(request: web.Request) -> web.StreamResponse:
         running = ", ".join(request.app[TABLE].known()) or "none"
         return proxy.json_error(400, f"the request has no 'model' field; running models: {running}",
                                 "invalid_request_error", "model_not_found")
+    route = request.match_info["route"]
+
+    def forward(b: Backend, prepared=None):
+        target = f"{b.url.rstrip('/')}/{route}" + (f"?{request.query_string}" if request.query_string else "")
+        return proxy.forward(request, request.app[SESSION], target, rbody.retarget(parsed, raw, b.served_name),
+                             model=b.name, backend_key=b.api_key, prepared=prepared)
+
+    ond = request.app.get(rod.ONDEMAND)
+    if ond is not None:  # models on demand (issue 16): counted, started when stopped
+        return await rod.serve_request(request, ond, model, parsed, raw, check=lambda: _check(request, model),
+                                       refuse=lambda b: _not_lent(request, b), forward=forward)
     b = await _check(request, model)
     if isinstance(b, web.Response):
         return b
-    target = f"{b.url.rstrip('/')}/{request.match_info['route']}"
-    if request.query_string:
-        target += "?" + request.query_string
-    return await proxy.forward(request, request.app[SESSION], target, rbody.retarget(parsed, raw, b.served_name),
-                               model=b.name, backend_key=b.api_key)
+    return await forward(b)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -355,16 +363,36 @@ async def api_passthrough(request: web.Request) -> web.StreamResponse:
     return await proxy.forward(request, request.app[SESSION], target, raw, model=b.name, backend_key=b.api_key)
 
 
+async def api_load_unload(request: web.Request) -> web.Response:
+    """``POST /api/<model>/load`` and ``/unload`` (issue 16; :mod:`tui.router.ondemand`)."""
+    ond, name = request.app[rod.ONDEMAND], request.match_info["model"]
+    b = await request.app[TABLE].lookup(name)
+    if b is None or b.engine == "external":
+        return proxy.json_error(404, f"model '{name}' is not a model llmdeck runs here", "invalid_request_error",
+                                "model_not_found")
+    if (refused := _not_lent(request, b)) is not None:
+        return refused
+    try:
+        if request.match_info["verb"] == "load":
+            return web.json_response(await ond.load(b.name))
+        return web.json_response(await ond.unload(b.name))
+    except rod.Refusal as exc:
+        return exc.response()
+
+
 async def router_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0,
-             max_body: int = rbody.DEFAULT_MAX_BODY, host: str = "127.0.0.1") -> web.Application:
+             max_body: int = rbody.DEFAULT_MAX_BODY, host: str = "127.0.0.1", on_demand: bool = False,
+             gpu_source=None) -> web.Application:
     """The router as an aiohttp application. ``backends`` returns the current :class:`Backend` list
     (sync or async); ``llmdeck serve`` passes :class:`~tui.router.backends.RegistryBackends`.
     ``max_body``: the largest request body in bytes; ``host``: the address it listens on, for
-    the Host check of a keyless router (:func:`serve` sets it to the address it binds)."""
+    the Host check of a keyless router (:func:`serve` sets it to the address it binds).
+    ``on_demand`` (``llmdeck serve``; needs a provider with ``registry()``): models on demand,
+    TTLs and swaps (:mod:`tui.router.ondemand`), ``gpu_source`` its NVML source."""
     app = web.Application(middlewares=[_guard_and_errors], client_max_size=max_body)
     app[TABLE] = BackendTable(backends, ttl=ttl)
     app[API_KEY] = api_key
@@ -386,6 +414,11 @@ def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0
         app.router.add_post(f"/v1/{{route:{r}}}", openai_route)
     app.router.add_get("/api/models", api_models)
     page.setup(app, backends, app[TABLE], keyed=bool(api_key))  # the front page at / (issue 18)
+    if on_demand:
+        ond = app[rod.ONDEMAND] = rod.OnDemand(backends, app[TABLE], gpu_source=gpu_source, address=host)
+        app.on_startup.append(ond.on_startup)
+        app.on_cleanup.append(ond.on_cleanup)
+        app.router.add_post("/api/{model}/{verb:load|unload}", api_load_unload)
     app.router.add_route("*", "/api/{model}/{path:.*}", api_passthrough)
     return app
 

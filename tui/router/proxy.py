@@ -80,7 +80,11 @@ _NO_SERVER = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 async def forward(request: web.Request, upstream: Upstream, target: str, body: bytes | None, *,
-                  model: str, backend_key: str | None = None) -> web.StreamResponse:
+                  model: str, backend_key: str | None = None,
+                  prepared: web.StreamResponse | None = None) -> web.StreamResponse:
+    """``prepared``: an SSE answer already sent to the client (a stream held while its model
+    loaded, :mod:`tui.router.ondemand`): the backend's stream continues it, and an error, whose
+    status can no longer be sent, becomes one ``data: {"error": …}`` event."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _REQ_DROP}
     if backend_key:
         headers["Authorization"] = f"Bearer {backend_key}"
@@ -99,8 +103,12 @@ async def forward(request: web.Request, upstream: Upstream, target: str, body: b
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
             err = exc
         why = type(err).__name__ if not str(err) else str(err)
-        return json_error(502, f"model '{model}' at {target} is not answering ({why}); "
-                          "see 'llmdeck status'", "backend_unreachable", 502)
+        msg = f"model '{model}' at {target} is not answering ({why}); see 'llmdeck status'"
+        if prepared is not None:
+            return await _error_event(prepared, error_body(502, msg, "backend_unreachable", 502))
+        return json_error(502, msg, "backend_unreachable", 502)
+    if prepared is not None:
+        return await _continue(prepared, up, model)
     try:
         resp = web.StreamResponse(status=up.status, reason=up.reason)
         for k, v in up.headers.items():
@@ -128,6 +136,41 @@ async def forward(request: web.Request, upstream: Upstream, target: str, body: b
         return resp
     except (ConnectionResetError, asyncio.CancelledError):
         up.close()  # the client left: closing makes the server cancel generation
+        raise
+    finally:
+        up.release()
+
+
+async def _error_event(resp: web.StreamResponse, body: dict) -> web.StreamResponse:
+    await resp.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+    await resp.write_eof()
+    return resp
+
+
+async def _continue(resp: web.StreamResponse, up: aiohttp.ClientResponse, model: str) -> web.StreamResponse:
+    """The backend's answer written into an SSE answer already sent (see :func:`forward`)."""
+    try:
+        if up.status >= 400 or not up.headers.get("Content-Type", "").startswith("text/event-stream"):
+            data = await up.read()
+            try:
+                body = json.loads(data)
+                body = body if isinstance(body, dict) and "error" in body else error_body(
+                    up.status, f"model '{model}' answered {up.status} without a stream", "server_error", up.status)
+            except ValueError:
+                body = error_body(up.status, f"model '{model}' answered {up.status}: "
+                                  f"{data[:200].decode('utf-8', 'replace')}", "server_error", up.status)
+            return await _error_event(resp, body)
+        try:
+            async for data in up.content.iter_any():
+                await resp.write(data)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            why = str(exc) or type(exc).__name__
+            return await _error_event(resp, error_body(
+                502, f"model '{model}': the server closed the stream mid-answer ({why})", "server_error", 502))
+        await resp.write_eof()
+        return resp
+    except (ConnectionResetError, asyncio.CancelledError):
+        up.close()
         raise
     finally:
         up.release()

@@ -1,0 +1,222 @@
+"""Models on demand through ``llmdeck serve`` (issue 16), with real SmolLM2 llama-servers.
+
+The router runs as a subprocess (``llmdeck serve``) over a registry made by ``make_deck``;
+what it did is read back from its answers, the servers' states (supervisor) and
+``run/router.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import free_port, wait_http_ok
+from tui.core import registry, supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
+
+
+def _deck(make_deck, models: dict, **settings):
+    reg = make_deck(models, stop_grace_s=5)
+    p = reg.path
+    raw = json.loads(p.read_text())
+    raw["settings"].update(settings)
+    p.write_text(json.dumps(raw, indent=2))
+    return registry.load(p)
+
+
+class Router:
+    def __init__(self, reg, *extra: str, env: dict | None = None):
+        self.reg, self.port = reg, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "tui.cli.main", "--registry", str(reg.path), "serve",
+                                      "--port", str(self.port), *extra], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_http_ok(self.base + "/health", 30, self.proc)
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.communicate()[1]
+
+    def run_file(self) -> dict:
+        return json.loads((self.reg.run_dir / "router.json").read_text())
+
+    def events(self, action: str | None = None) -> list[dict]:
+        return [e for e in self.run_file()["events"] if action is None or e["action"] == action]
+
+
+@pytest.fixture
+def router():
+    made: list[Router] = []
+
+    def make(reg, *extra, env=None) -> Router:
+        r = Router(reg, *extra, env=env)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+def _chat(model: str, n: int = 4, **kw) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": n,
+            "temperature": 0, **kw}
+
+
+def _state(reg, name: str) -> str:
+    return supervisor.state_of(reg, name).state
+
+
+def _until(fn, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (v := fn()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return v
+
+
+def _stream(base: str, body: dict, lines: list[str], headers: dict | None = None) -> None:
+    with httpx.stream("POST", base + "/v1/chat/completions", json={**body, "stream": True}, timeout=60,
+                      headers=headers) as r:
+        lines.append(f"status {r.status_code}")
+        for ln in r.iter_lines():
+            lines.append(ln)
+
+
+def test_stopped_on_demand_model_answers_plain_and_streaming(make_deck, router):
+    reg = _deck(make_deck, {"od": {"on_demand": True}})
+    r = router(reg)
+    assert _state(reg, "od") == "stopped"
+    a = httpx.post(r.base + "/v1/chat/completions", json=_chat("od"), timeout=60)
+    assert a.status_code == 200, a.text
+    assert a.json()["choices"][0]["message"]["content"]
+    supervisor.stop(reg, "od", grace=5)
+    lines: list[str] = []
+    _stream(r.base, _chat("od"), lines)
+    assert lines[0] == "status 200"
+    assert lines[1].startswith(": loading od"), lines[:3]  # an SSE comment while it loads
+    data = [ln for ln in lines if ln.startswith("data: ")]
+    assert data[-1] == "data: [DONE]" and len(data) > 2, lines
+    assert [e["reason"] for e in r.events("started")] == ["request", "request"]
+
+
+def test_sixteen_concurrent_requests_share_one_start(make_deck, router):
+    reg = _deck(make_deck, {"od": {"on_demand": True}})
+    r = router(reg)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: httpx.post(r.base + "/v1/chat/completions", json=_chat("od", 2),
+                                                     timeout=90), range(16)))
+    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
+    assert len(r.events("started")) == 1
+    log = reg.log_file("od")
+    assert log.read_text().count("starting (llama-server") == 1
+    assert not Path(str(log) + ".1").exists()  # one run: no earlier log was rotated aside
+
+
+def test_swap_group_waits_for_the_open_stream_then_swaps(make_deck, router):
+    reg = _deck(make_deck, {"a": {"on_demand": True, "swap_group": "g"}, "b": {"on_demand": True, "swap_group": "g"}})
+    r = router(reg)
+    assert httpx.post(r.base + "/v1/chat/completions", json=_chat("a"), timeout=60).status_code == 200
+    lines: list[str] = []
+    t = threading.Thread(target=_stream, args=(r.base, _chat("a", 400, ignore_eos=True), lines))
+    t.start()
+    assert _until(lambda: sum(ln.startswith("data: {") for ln in lines) > 3, 30)
+    b = httpx.post(r.base + "/v1/chat/completions", json=_chat("b"), timeout=90)
+    t.join(30)
+    assert b.status_code == 200, b.text
+    data = [ln for ln in lines if ln.startswith("data: ")]
+    assert data[-1] == "data: [DONE]", lines[-3:]  # a's stream finished whole, not cut
+    assert sum('"content"' in ln for ln in data) >= 300
+    assert _state(reg, "a") == "stopped" and _state(reg, "b") == "ready"
+    swapped = _until(lambda: r.events("swapped out"), 5)
+    assert swapped and swapped[0]["model"] == "a" and "swap_group g" in swapped[0]["reason"]
+
+
+def test_ttl_stops_an_idle_model_never_during_a_stream(make_deck, router):
+    reg = _deck(make_deck, {"t": {"on_demand": True, "ttl_s": 2}})
+    r = router(reg)
+    lines: list[str] = []
+    t0 = time.monotonic()
+    _stream(r.base, _chat("t", 300, ignore_eos=True), lines)
+    took = time.monotonic() - t0
+    assert lines[-1] == "data: [DONE]" or lines[-2] == "data: [DONE]", lines[-3:]
+    assert _state(reg, "t") == "ready"  # right after the stream: not stopped during it
+    stopped = _until(lambda: _state(reg, "t") == "stopped", 8)
+    idle = time.monotonic() - t0 - took
+    assert stopped and idle >= 2.0, (stopped, idle)
+    ev = _until(lambda: r.events("unloaded"), 5)  # written once the stop has ended
+    assert ev and ev[0]["model"] == "t" and "ttl_s 2" in ev[0]["reason"]
+
+
+def test_model_that_crashes_on_load_answers_502_with_its_exit(make_deck, router):
+    reg = _deck(make_deck, {"bad": {"on_demand": True, "extra_args": ["--no-such-flag-llmdeck"]}})
+    r = router(reg)
+    a = httpx.post(r.base + "/v1/chat/completions", json=_chat("bad"), timeout=60)
+    assert a.status_code == 502, a.text
+    msg = a.json()["error"]["message"]
+    assert "failed to load" in msg and "exit" in msg, msg
+
+
+def test_keep_loaded_model_is_never_swapped_out(make_deck, router):
+    reg = _deck(make_deck, {"keep": {"keep_loaded": True, "swap_group": "g", "ttl_s": 0},
+                            "other": {"on_demand": True, "swap_group": "g"}})
+    supervisor.start(reg, "keep")
+    assert supervisor.wait_ready(reg, "keep", timeout=60).state == "ready"
+    r = router(reg)
+    a = httpx.post(r.base + "/v1/chat/completions", json=_chat("other"), timeout=60)
+    assert a.status_code == 503 and a.headers.get("Retry-After"), a.text
+    assert "keep" in a.json()["error"]["message"] and "keep_loaded" in a.json()["error"]["message"]
+    time.sleep(1.5)  # ttl_s 0 does not touch it either
+    assert _state(reg, "keep") == "ready" and _state(reg, "other") == "stopped"
+
+
+def test_memory_limit_evicts_the_least_recently_used(make_deck, router):
+    from tui.router.ondemand import _estimate
+
+    names = ("m1", "m2", "m3")
+    reg = _deck(make_deck, {n: {"on_demand": True} for n in names})
+    need = _estimate(reg, "m1")
+    assert need and need > 0
+    raw = json.loads(reg.path.read_text())
+    raw["settings"]["memory_limit_gib"] = 2.5 * need / 2**30  # room for two of the three
+    reg.path.write_text(json.dumps(raw))
+    r = router(reg)
+    for n in ("m1", "m2", "m1", "m3"):  # m2 is then the least recently used
+        a = httpx.post(r.base + "/v1/chat/completions", json=_chat(n), timeout=60)
+        assert a.status_code == 200, (n, a.text)
+    assert [_state(reg, n) for n in names] == ["ready", "stopped", "ready"]
+    ev = r.events("swapped out")
+    assert [e["model"] for e in ev] == ["m2"] and "memory_limit_gib" in ev[0]["reason"], ev
+
+
+def test_preload_and_load_unload_api_behind_the_key(make_deck, router):
+    reg = _deck(make_deck, {"p": {}, "q": {}}, preload=["p"])
+    r = router(reg, "--api-key-env", "ODKEY", env={**__import__("os").environ, "ODKEY": "sekrit"})
+    assert _until(lambda: _state(reg, "p") == "ready", 30)
+    assert _state(reg, "q") == "stopped"
+    assert httpx.post(r.base + "/api/q/load", timeout=60).status_code == 401
+    key = {"Authorization": "Bearer sekrit"}
+    a = httpx.post(r.base + "/api/q/load", headers=key, timeout=60)
+    assert a.status_code == 200 and a.json()["state"] == "ready", a.text
+    assert _state(reg, "q") == "ready"
+    assert httpx.post(r.base + "/api/p/unload", timeout=30).status_code == 401
+    a = httpx.post(r.base + "/api/p/unload", headers=key, timeout=30)
+    assert a.status_code == 200 and a.json()["stopped"] is True, a.text
+    assert _state(reg, "p") == "stopped"
+    # q is not on demand: a request for the stopped p is the ordinary 404
+    assert httpx.post(r.base + "/v1/chat/completions", json=_chat("p"), headers=key, timeout=30).status_code == 404

@@ -1,0 +1,198 @@
+"""Models on demand: the router's decisions, as pure functions (issue 16).
+
+The router (:mod:`tui.router.ondemand`) carries these out; here nothing is read or signalled.
+Inputs are the models' policies (:func:`policy`), their states (``ModelState.state`` strings),
+what the router saw of their requests (:class:`Usage`) and memory figures in bytes.
+
+Decisions where the issue is silent:
+
+* **Idle since** is the later of the last request the router forwarded and the time the
+  current run started (``ModelState.since``): a model started by hand and never asked counts
+  its ``ttl_s`` from its start, and a router that has just started does not stop at once what
+  it never saw used (:func:`idle_to_stop`).
+* **Memory** is one pool: the free VRAM of all GPUs together (NVML) or, on a machine without
+  GPUs, the available RAM; a running model's estimate is what stopping it gives back. With
+  ``memory_limit_gib`` the sum of the running models' estimates plus the new one must also stay
+  under it. A model whose need is not known (memfit reports its KV cache as not estimated) is
+  taken to need all the free memory: every model that may be stopped is (:func:`plan_start`).
+* **Least recently used** orders by the same "idle since" time.
+* ``swap_group`` applies whoever starts: the router stops the others of the group before a
+  start it makes; a start by hand from the CLI or TUI is followed by the router stopping the
+  others (the router sees it on its next tick, :func:`group_conflicts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: states in which a model holds (or is taking) memory
+RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Policy:
+    on_demand: bool = False
+    ttl_s: float | None = None
+    swap_group: str | None = None
+    keep_loaded: bool = False
+
+    @property
+    def evictable(self) -> bool:
+        """May the router stop it to make room (issue: idle models that are on demand or have a ttl)."""
+        return not self.keep_loaded and (self.on_demand or self.ttl_s is not None)
+
+    def to_json(self) -> dict:
+        return {"on_demand": self.on_demand, "ttl_s": self.ttl_s, "swap_group": self.swap_group,
+                "keep_loaded": self.keep_loaded}
+
+
+def policy(model, settings) -> Policy:
+    """A registry model's policy, with the settings' defaults filled in."""
+    od = model.on_demand if model.on_demand is not None else bool(getattr(settings, "on_demand", False))
+    return Policy(on_demand=od, ttl_s=model.ttl_s, swap_group=model.swap_group, keep_loaded=model.keep_loaded)
+
+
+@dataclass
+class Usage:
+    """What the router saw of one model's requests."""
+
+    last_request: float | None = None  # epoch s when the last request began or ended
+    in_flight: int = 0
+
+
+@dataclass
+class Plan:
+    """What must happen before ``target`` may start."""
+
+    target: str
+    stop: list[str] = field(default_factory=list)  # idle models to stop first (in order)
+    wait_for: list[str] = field(default_factory=list)  # models with requests in flight that must go
+    blocked_by: list[str] = field(default_factory=list)  # keep_loaded models that would have to go
+    fits: bool = True  # after stop (+ wait_for), is there room?
+    reasons: dict[str, str] = field(default_factory=dict)  # model -> why it stops
+    note: str = ""  # the memory figures, for messages
+
+    @property
+    def ok_now(self) -> bool:
+        return self.fits and not self.wait_for and not self.blocked_by
+
+
+def idle_since(usage: Usage | None, since: float | None) -> float:
+    return max((usage.last_request if usage and usage.last_request else 0.0), since or 0.0)
+
+
+def unload_in(pol: Policy, state: str, usage: Usage | None, since: float | None, now: float) -> float | None:
+    """Seconds until the ttl stops this model (0 = due), or None (no ttl, kept, busy, not running)."""
+    if pol.ttl_s is None or pol.keep_loaded or state not in ("ready", "unhealthy"):
+        return None
+    if usage is not None and usage.in_flight:
+        return None
+    return max(0.0, pol.ttl_s - (now - idle_since(usage, since)))
+
+
+def idle_to_stop(policies: dict[str, Policy], states: dict[str, tuple[str, float | None]],
+                 usage: dict[str, Usage], now: float) -> list[tuple[str, str]]:
+    """[(model, reason)] of running models idle past their ``ttl_s``. ``states``: model ->
+    (state, since)."""
+    out = []
+    for name, (state, since) in states.items():
+        pol = policies.get(name)
+        if pol is None:
+            continue
+        left = unload_in(pol, state, usage.get(name), since, now)
+        if left is not None and left <= 0:
+            idle = now - idle_since(usage.get(name), since)
+            out.append((name, f"idle for {idle:.0f} s (ttl_s {pol.ttl_s:g})"))
+    return out
+
+
+def group_conflicts(policies: dict[str, Policy], states: dict[str, tuple[str, float | None]]) -> list[tuple[str, str]]:
+    """[(model, reason)]: where two models of one swap_group run (one started by hand), the
+    older runs stop; the newest (latest ``since``) stays. keep_loaded ones are never listed."""
+    out = []
+    groups: dict[str, list[tuple[float, str]]] = {}
+    for name, (state, since) in states.items():
+        pol = policies.get(name)
+        if pol and pol.swap_group and state in RUNNING and state != "stopping":
+            groups.setdefault(pol.swap_group, []).append((since or 0.0, name))
+    for group, members in groups.items():
+        if len(members) < 2:
+            continue
+        members.sort()
+        newest = members[-1][1]
+        out += [(n, f"swap_group {group}: {newest} was started") for _, n in members[:-1]
+                if not policies[n].keep_loaded]
+    return out
+
+
+def gib(n: float | None) -> str:
+    return "unknown" if n is None else f"{n / GIB:.1f} GiB"
+
+
+def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple[str, float | None]],
+               usage: dict[str, Usage], need: dict[str, int | None], free: int | None,
+               limit: int | None = None) -> Plan:
+    """What must stop before ``target`` starts: the others of its swap group, then idle
+    evictable models, least recently used first, until its ``need`` fits ``free`` memory (bytes
+    free now, None: not known, memory not checked) and ``limit`` (bytes, the sum of running
+    models' needs, None: none). ``need``: model -> estimated bytes (None: not estimated)."""
+    plan = Plan(target)
+    pol = policies.get(target, Policy())
+    running = {n: st for n, st in states.items() if n != target and st[0] in RUNNING}
+
+    def take(name: str, why: str) -> None:
+        if name in plan.stop or name in plan.wait_for or name in plan.blocked_by:
+            return
+        if policies.get(name, Policy()).keep_loaded:
+            plan.blocked_by.append(name)
+        elif usage.get(name) and usage[name].in_flight:
+            plan.wait_for.append(name)
+        else:
+            plan.stop.append(name)
+        plan.reasons[name] = why
+
+    if pol.swap_group:
+        for name in running:
+            if policies.get(name, Policy()).swap_group == pol.swap_group:
+                take(name, f"swap_group {pol.swap_group}: {target} starts")
+
+    want = need.get(target)
+    if free is None and limit is None:
+        return plan
+    gone = set(plan.stop) | set(plan.wait_for)
+    lru = sorted((n for n in running if n not in gone and policies.get(n, Policy()).evictable),
+                 key=lambda n: idle_since(usage.get(n), running[n][1]))
+
+    def freed() -> int:
+        return sum(need.get(n) or 0 for n in plan.stop + plan.wait_for)
+
+    def short() -> int | None:
+        """Bytes still missing (<= 0: fits); None: need not known."""
+        if want is None:
+            return None
+        miss = 0
+        if free is not None:
+            miss = want - (free + freed())
+        if limit is not None:
+            used = sum(need.get(n) or 0 for n in running) - freed()
+            miss = max(miss, used + want - limit)
+        return miss
+
+    if want is None:  # not estimated: all the free memory; every model that may go, goes
+        for n in lru:
+            take(n, f"{target}'s memory need is not estimated: it is given all the free memory")
+        plan.note = f"{target}'s memory need is not estimated (memfit), so it takes all the free memory"
+        return plan
+    for n in lru:
+        m = short()
+        if m is None or m <= 0:
+            break
+        take(n, f"{target} needs {gib(want)}, {gib(free)} free"
+             + (f" under memory_limit_gib {gib(limit)}" if limit is not None else ""))
+    m = short()
+    plan.fits = m is None or m <= 0
+    plan.note = (f"{target} needs {gib(want)}; free {gib(free)}"
+                 + (f", memory_limit_gib {gib(limit)} with {gib(sum(need.get(n) or 0 for n in running))} in use"
+                    if limit is not None else ""))
+    return plan

@@ -1,0 +1,492 @@
+"""Models on demand in the router (issue 16): start on request, swap, idle unload, run file.
+
+The decisions are :mod:`tui.core.ondemand`'s pure functions; this module carries them out with
+the supervisor (``start`` / ``wait_ready`` / ``stop``, blocking, each in a worker thread) and
+records what it did in ``run/router.json`` (:data:`RUN_FILE`), which ``llmdeck status`` and the
+TUI read. How it behaves:
+
+* Every request the router forwards counts: ``in_flight`` while it is open, ``last_request``
+  when it begins and ends. A model with a request in flight is never stopped (TTL, swap,
+  memory): the model is marked *stopping* in the same turn of the event loop that saw
+  ``in_flight == 0``, and a request that arrives for a model being stopped waits for the stop
+  and then starts it again (when on demand) instead of being cut.
+* Concurrent requests for one stopped model share one start (one task per model). A request
+  that goes away does not cancel the start.
+* A held streaming request gets ``200 text/event-stream`` at once and an SSE comment every
+  :data:`PROGRESS_EVERY_S` (``: loading m — loading tensors 45 %, about 2 min left``), or with
+  ``settings.loading_in_reasoning`` the same text as ``reasoning_content`` deltas. Its status
+  line is sent, so a failure to load reaches it as one ``data: {"error": …}`` event.
+* A start that fails: 502 with the exit reason and the log's last lines (crashed), 504 with the
+  stage (not ready within ``load_timeout_s`` / ``settings.start_timeout_s``; the model is left
+  loading), 503 with ``Retry-After`` when memory cannot be made (held by models in use after
+  ``settings.swap_wait_s``, or by ``keep_loaded`` ones).
+* On start the router reads the last request times of its predecessor's run file (TTLs
+  resume) and adopts models that are loading (their watcher kept them going).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from tui.core import ondemand as od
+from tui.core import runfiles
+
+RUN_FILE = "router.json"
+PROGRESS_EVERY_S = 2.0
+TICK_S = 0.5
+EVENTS_KEPT = 50
+
+
+class Refusal(Exception):
+    """A start that cannot be made: the answer to give."""
+
+    def __init__(self, status: int, message: str, code: str | int | None = None, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.retry_after = status, message, code or status, retry_after
+
+    def body(self) -> dict:
+        kind = {502: "server_error", 504: "timeout_error"}.get(self.status, "unavailable_error")
+        return {"error": {"message": self.message, "type": kind, "code": self.code}}
+
+    def response(self) -> web.Response:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        return web.json_response(self.body(), status=self.status, headers=headers)
+
+
+def progress_text(name: str, st) -> str:
+    """``loading glm-5 — loading tensors 45 %, about 2 min left`` from a ModelState (or None)."""
+    if st is None:
+        return f"loading {name}"
+    parts = [st.stage or st.state]
+    if st.load_pct is not None:
+        parts[0] += f" {st.load_pct:.0f} %"
+    if st.load_eta_s:
+        eta = st.load_eta_s
+        parts.append(f"about {eta / 60:.0f} min left" if eta >= 90 else f"about {eta:.0f} s left")
+    return f"loading {name} — " + ", ".join(parts)
+
+
+def _gpu_source():
+    from tui.core.telemetry import nvml
+
+    return nvml.default_source()
+
+
+class OnDemand:
+    """The on-demand part of one router. ``provider``: the router's RegistryBackends;
+    ``table``: its BackendTable; ``gpu_source``: NVML or a fake (tests)."""
+
+    def __init__(self, provider, table, *, gpu_source=None, address: str | None = None):
+        self.provider, self.table = provider, table
+        self.gpu_source = gpu_source
+        self.address = address
+        self.usage: dict[str, od.Usage] = {}
+        self.progress: dict[str, object] = {}
+        self._starts: dict[str, asyncio.Task] = {}
+        self._stopping: dict[str, asyncio.Task] = {}
+        self._needs: dict[tuple, int | None] = {}
+        self.events: collections.deque = collections.deque(maxlen=EVENTS_KEPT)
+        self._ticker: asyncio.Task | None = None
+        self._bg: set[asyncio.Task] = set()
+        self.started_at = time.time()
+        self.starts_made = 0  # supervisor.start calls this router made (tests, benchmarks)
+
+    # --- registry view ---------------------------------------------------------------------
+    def reg(self):
+        return self.provider.registry()
+
+    def policies(self) -> dict[str, od.Policy]:
+        reg = self.reg()
+        return {n: od.policy(m, reg.settings) for n, m in reg.models.items() if m.engine != "external"}
+
+    def run_file(self) -> Path:
+        return self.reg().run_dir / RUN_FILE
+
+    async def _states(self, fresh: bool = False) -> dict[str, tuple[str, float | None]]:
+        if fresh:
+            await self.table.refresh()
+        items = await self.table.all()
+        return {b.name: (b.state, b.since) for b in items}
+
+    def _need(self, name: str) -> int | None:
+        """Estimated bytes (weights + KV cache) of a model's default quant; None: not estimated."""
+        reg = self.reg()
+        m = reg.models[name]
+        key = (name, id(m))
+        if key not in self._needs:
+            self._needs[key] = _estimate(reg, name)
+        return self._needs[key]
+
+    def _free(self) -> int | None:
+        from tui.core import memfit
+
+        try:
+            mach = memfit.machine(self.gpu_source)
+        except Exception:
+            return None
+        return sum(mach.gpu_free) if mach.gpu_free else mach.ram_available
+
+    def _limit(self) -> int | None:
+        lim = self.reg().settings.memory_limit_gib
+        return int(lim * od.GIB) if lim is not None else None
+
+    # --- events ------------------------------------------------------------------------------
+    def event(self, model: str, action: str, reason: str) -> None:
+        self.events.append({"at": round(time.time(), 3), "model": model, "action": action, "reason": reason})
+        print(f"llmdeck serve: {action} {model}: {reason}", file=sys.stderr, flush=True)
+        self.write_run_file()
+
+    # --- requests ------------------------------------------------------------------------------
+    def begin(self, name: str) -> od.Usage:
+        u = self.usage.setdefault(name, od.Usage())
+        u.in_flight += 1
+        u.last_request = time.time()
+        return u
+
+    def end(self, u: od.Usage) -> None:
+        u.in_flight = max(0, u.in_flight - 1)
+        u.last_request = time.time()
+
+    async def ready(self, request: web.Request, name: str, stream: bool, state: str,
+                    chunk_model: str | None = None) -> web.StreamResponse | None:
+        """Make ``name`` ready for a request already counted by :meth:`begin`. Returns None
+        (ready, nothing sent), a prepared SSE response (held stream: forward into it), or
+        raises :class:`Refusal`."""
+        if name in self._stopping:
+            await asyncio.shield(self._stopping[name])
+            state = (await self._states(fresh=True)).get(name, ("stopped", None))[0]
+        pol = self.policies().get(name)
+        if state == "ready" and name not in self._starts:
+            return None
+        if pol is None or not pol.on_demand:
+            return None  # the ordinary answers (404, 503) apply
+        task = self.start_task(name, "request")
+        if not stream:
+            await asyncio.shield(task)
+            return None
+        return await self._hold_stream(request, name, task, chunk_model)
+
+    def start_task(self, name: str, why: str) -> asyncio.Task:
+        """The one start of ``name`` in progress, or a new one."""
+        task = self._starts.get(name)
+        if task is None:
+            task = self._starts[name] = asyncio.ensure_future(self._start(name, why))
+            task.add_done_callback(lambda t, n=name: (self._starts.pop(n, None), t.cancelled() or t.exception()))
+        return task
+
+    async def load(self, name: str) -> dict:
+        """``POST /api/<model>/load``: start it (same rules as a request) and wait until ready."""
+        await asyncio.shield(self.start_task(name, "load by API"))
+        return {"model": name, "state": "ready"}
+
+    async def unload(self, name: str) -> dict:
+        """``POST /api/<model>/unload``: stop it once no request is in flight."""
+        st = (await self._states(fresh=True)).get(name, ("stopped", None))[0]
+        if st not in od.RUNNING:
+            return {"model": name, "state": st, "stopped": False}
+        await self.stop_model(name, "unloaded", "unload by API", wait_idle=True)
+        return {"model": name, "state": "stopped", "stopped": True}
+
+    async def _hold_stream(self, request, name, task, chunk_model) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
+                                                       "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        reasoning = self.reg().settings.loading_in_reasoning
+        while True:
+            text = progress_text(name, self.progress.get(name))
+            if reasoning:
+                chunk = {"id": "llmdeck-loading", "object": "chat.completion.chunk", "created": int(time.time()),
+                         "model": chunk_model or name,
+                         "choices": [{"index": 0, "delta": {"reasoning_content": text + "\n"}, "finish_reason": None}]}
+                await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            else:
+                await resp.write(f": {text}\n\n".encode())
+            done, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+            if done:
+                break
+        exc = task.exception()
+        if isinstance(exc, Refusal):
+            await resp.write(b"data: " + json.dumps(exc.body()).encode() + b"\n\n")
+            await resp.write_eof()
+            raise _Answered(resp)
+        if exc is not None:
+            raise exc
+        return resp
+
+    # --- starting ------------------------------------------------------------------------------
+    async def _start(self, name: str, why: str, *, preload: bool = False) -> None:
+        from tui.core import supervisor
+
+        reg = self.reg()
+        st = (await self._states(fresh=True)).get(name, ("stopped", None))[0]
+        if st not in od.RUNNING:
+            await self._make_room(name, preload=preload)
+            self.progress[name] = None
+            try:
+                self.starts_made += 1
+                await asyncio.to_thread(supervisor.start, reg, name)
+                self.event(name, "started", why)
+            except supervisor.SupervisorError as exc:
+                if "already" not in str(exc):  # started meanwhile by someone else: wait for it
+                    raise Refusal(502, f"model '{name}' could not be started: {exc}", "start_failed") from None
+            except Exception as exc:  # LaunchError and the like: one line
+                raise Refusal(502, f"model '{name}' could not be started: {exc}", "start_failed") from None
+
+        def seen(s) -> None:
+            self.progress[name] = s
+
+        s = await asyncio.to_thread(supervisor.wait_ready, reg, name, None, 0.02, seen)
+        await self.table.refresh()
+        if s.state == "ready":
+            return
+        if s.state in ("crashed", "stopped"):
+            reason = (s.exit or {}).get("reason") or s.last_error or s.state
+            tail = "; ".join(ln.strip() for ln in (s.last_log_lines or [])[-5:] if ln.strip())
+            self.event(name, "failed", f"{reason}")
+            raise Refusal(502, f"model '{name}' failed to load: {reason}" + (f"; last log lines: {tail}" if tail else ""),
+                          "load_failed")
+        stage = s.stage or s.state
+        raise Refusal(504, f"model '{name}' is not ready after its load timeout (stage: {stage}; {s.last_error}); "
+                      "it is left loading: see 'llmdeck status'", "load_timeout")
+
+    async def _make_room(self, name: str, *, preload: bool = False) -> None:
+        settings = self.reg().settings
+        deadline = time.monotonic() + settings.swap_wait_s
+        while True:
+            pols = self.policies()
+            states = await self._states(fresh=True)
+            need = {n: self._need(n) for n in pols if n == name or states.get(n, ("", 0))[0] in od.RUNNING}
+            plan = od.plan_start(name, pols, states, self.usage, need, self._free(), self._limit())
+            if plan.blocked_by:
+                held = ", ".join(plan.blocked_by)
+                raise Refusal(503, f"model '{name}' cannot start: {held} (keep_loaded) would have to stop "
+                              f"({plan.reasons[plan.blocked_by[0]]}); stop it by hand with 'llmdeck stop {held}'"
+                              + (f"; {plan.note}" if plan.note else ""), "keep_loaded", od_retry(settings))
+            if preload and (plan.stop or plan.wait_for or not plan.fits):
+                raise Refusal(503, f"not preloaded: {plan.note or 'it would stop ' + ', '.join(plan.stop + plan.wait_for)}")
+            for n in plan.stop:
+                await self.stop_model(n, "swapped out", plan.reasons[n])
+            if plan.wait_for:
+                if time.monotonic() > deadline:
+                    busy = ", ".join(f"{n} ({self.usage[n].in_flight} request(s) in flight)" for n in plan.wait_for)
+                    raise Refusal(503, f"model '{name}' cannot start yet: {busy} must stop first and is in use "
+                                  f"(waited {settings.swap_wait_s:g} s)" + (f"; {plan.note}" if plan.note else ""),
+                                  "model_busy", od_retry(settings))
+                await asyncio.sleep(0.1)
+                continue
+            if not plan.fits:
+                held = [n for n, (s, _) in states.items() if s in od.RUNNING and n != name]
+                raise Refusal(503, f"model '{name}' does not fit: {plan.note}; held by "
+                              f"{', '.join(held) or 'other programs'}", "no_memory", od_retry(settings))
+            return
+
+    # --- stopping ------------------------------------------------------------------------------
+    async def stop_model(self, name: str, action: str, reason: str, *, wait_idle: bool = False) -> bool:
+        """Stop ``name`` unless a request is in flight (with ``wait_idle``: wait until none is).
+        Returns whether it was stopped (or was being stopped)."""
+        from tui.core import supervisor
+
+        while True:
+            task = self._stopping.get(name)
+            if task is not None:
+                await asyncio.shield(task)
+                return True
+            u = self.usage.get(name)
+            if u is None or not u.in_flight:
+                break
+            if not wait_idle:
+                return False
+            await asyncio.sleep(0.05)
+        reg = self.reg()
+        task = self._stopping[name] = asyncio.ensure_future(asyncio.to_thread(supervisor.stop, reg, name))
+        try:
+            await asyncio.shield(task)
+            self.event(name, action, reason)
+        finally:
+            self._stopping.pop(name, None)
+            await self.table.refresh()
+        return True
+
+    # --- the ticker: TTLs, swap groups, the run file ------------------------------------------
+    async def tick(self) -> None:
+        states = await self._states()
+        pols = self.policies()
+        now = time.time()
+        todo = od.idle_to_stop(pols, states, self.usage, now) + od.group_conflicts(pols, states)
+        for name, why in todo:
+            if name in self._stopping or name in self._starts:
+                continue
+            if (u := self.usage.get(name)) is not None and u.in_flight:
+                continue
+            action = "unloaded" if why.startswith("idle") else "swapped out"
+            self._spawn(self.stop_model(name, action, why))
+        self.write_run_file(states)
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.ensure_future(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                print(f"llmdeck serve: on-demand tick failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            await asyncio.sleep(TICK_S)
+
+    def write_run_file(self, states: dict | None = None) -> None:
+        try:
+            path = self.run_file()
+            if states is None:
+                states = {b.name: (b.state, b.since) for b in self.table._items}
+            now = time.time()
+            pols = self.policies()
+            models = {}
+            for name, pol in pols.items():
+                state, since = states.get(name, ("stopped", None))
+                u = self.usage.get(name) or od.Usage()
+                left = od.unload_in(pol, state, u, since, now)
+                models[name] = {**pol.to_json(), "state": state, "last_request": u.last_request,
+                                "in_flight": u.in_flight, "unload_in_s": round(left, 1) if left is not None else None,
+                                "loading": name in self._starts}
+            data = {"pid": os.getpid(), "started_at": self.started_at, "updated_at": now, "address": self.address,
+                    "models": models, "events": list(self.events)}
+            if path.parent.is_dir():
+                runfiles.write_json(path, data)
+        except Exception as exc:  # never fail a request over the run file
+            print(f"llmdeck serve: cannot write the run file: {exc}", file=sys.stderr, flush=True)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Last request times from the previous router's run file (TTLs resume where they were)."""
+        prev = runfiles.read_json(self.run_file()) or {}
+        for name, m in (prev.get("models") or {}).items():
+            if isinstance(m, dict) and isinstance(m.get("last_request"), (int, float)):
+                self.usage.setdefault(name, od.Usage()).last_request = float(m["last_request"])
+        self.events.extend(e for e in (prev.get("events") or [])[-EVENTS_KEPT:] if isinstance(e, dict))
+
+    async def preload(self) -> None:
+        for name in self.reg().settings.preload:
+            try:
+                await self._start(name, "preload", preload=True)
+            except Refusal as exc:
+                self.event(name, "not preloaded", exc.message)
+
+    async def on_startup(self, app) -> None:
+        try:
+            self.resume()
+        except Exception:
+            pass
+        self._ticker = asyncio.ensure_future(self._loop())
+        self._spawn(self.preload())
+
+    async def on_cleanup(self, app) -> None:
+        for t in [self._ticker, *self._bg]:
+            if t is not None:
+                t.cancel()
+        self.write_run_file()
+
+
+ONDEMAND = web.AppKey("ondemand", OnDemand)
+
+
+def _wants_stream(parsed, raw: bytes) -> bool:
+    if parsed.obj is not None:
+        return parsed.obj.get("stream") is True
+    return re.search(rb'"stream"\s*:\s*true', raw) is not None
+
+
+async def serve_request(request: web.Request, ond: OnDemand, model: str, parsed, raw: bytes, *, check, refuse,
+                        forward) -> web.StreamResponse:
+    """One model request through the on-demand layer: counted while open, its model started
+    when on demand and not running. ``check()``: the router's ready-or-error answer;
+    ``refuse(backend)``: an answer refusing it before anything starts (a keyed model behind a
+    keyless router), or None; ``forward(backend, prepared)``: the proxying."""
+    b = await ond.table.lookup(model)
+    if b is None:
+        return await check()
+    if (no := refuse(b)) is not None:
+        return no
+    u = ond.begin(b.name)
+    try:
+        try:
+            prepared = await ond.ready(request, b.name, _wants_stream(parsed, raw), b.state, chunk_model=model)
+        except Refusal as exc:
+            return exc.response()
+        except _Answered as done:
+            return done.resp
+        got = await check()
+        if isinstance(got, web.Response):
+            return got if prepared is None else await _error_into(prepared, got)
+        answer = await forward(got, prepared)
+        if (prepared is None and answer.status == 502 and not answer.prepared
+                and (pol := ond.policies().get(got.name)) is not None and pol.on_demand):
+            # the table still said ready, but the server is gone (stopped by hand a moment ago):
+            # start it as if the request had found it stopped
+            await ond.table.refresh()
+            try:
+                prepared = await ond.ready(request, got.name, _wants_stream(parsed, raw), "stopped", chunk_model=model)
+            except Refusal as exc:
+                return exc.response()
+            except _Answered as done:
+                return done.resp
+            got = await check()
+            if isinstance(got, web.Response):
+                return got if prepared is None else await _error_into(prepared, got)
+            answer = await forward(got, prepared)
+        return answer
+    finally:
+        ond.end(u)
+
+
+async def _error_into(prepared: web.StreamResponse, got: web.Response) -> web.StreamResponse:
+    from tui.router import proxy
+
+    return await proxy._error_event(prepared, json.loads(got.body))
+
+
+class _Answered(Exception):
+    """The held stream already carries the answer (an error event)."""
+
+    def __init__(self, resp: web.StreamResponse):
+        self.resp = resp
+
+
+def od_retry(settings) -> int:
+    return max(1, min(60, int(settings.swap_wait_s) or 5))
+
+
+def _estimate(reg, name: str) -> int | None:
+    """weights + KV cache of the model's default quant (memfit), None when not estimated."""
+    from tui.core import memfit, supervisor
+
+    m = reg.models[name]
+    if m.engine == "external":
+        return 0
+    try:
+        spec = supervisor.launch_spec(reg, name)
+        files = [f for f in spec.files if f.is_file()]
+    except Exception:
+        return None
+    if not files:
+        return None
+    from tui.core.downloads import gguf
+
+    try:
+        header = gguf.read_model(files[0])
+    except (OSError, gguf.GGUFError):
+        return None
+    fit = memfit.estimate(sum(f.stat().st_size for f in files), header, m.params, memfit.Machine(None, 0))
+    return None if fit.kv is None else fit.weights + fit.kv
