@@ -220,3 +220,29 @@ def test_preload_and_load_unload_api_behind_the_key(make_deck, router):
     assert _state(reg, "p") == "stopped"
     # q is not on demand: a request for the stopped p is the ordinary 404
     assert httpx.post(r.base + "/v1/chat/completions", json=_chat("p"), headers=key, timeout=30).status_code == 404
+
+
+def _status(reg, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui.cli.main", "--registry", str(reg.path), "status", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_status_shows_the_routers_figures_and_says_when_none_runs(make_deck, router):
+    reg = _deck(make_deck, {"w": {"on_demand": True, "ttl_s": 60, "swap_group": "g"}, "x": {}})
+    r = router(reg)
+    t0 = time.time()
+    assert httpx.post(r.base + "/v1/chat/completions", json=_chat("w"), timeout=60).status_code == 200
+    time.sleep(0.7)  # the router rewrites its run file every 0.5 s
+    out = {d["name"]: d for d in json.loads(_status(reg, "--json").stdout)}
+    w = out["w"]
+    assert (w["state"], w["on_demand"], w["ttl_s"], w["swap_group"], w["in_flight"]) == ("ready", True, 60, "g", 0)
+    assert t0 <= w["last_request"] <= time.time() and 50 < w["unload_in_s"] <= 60, w
+    assert w["router"] == r.base and out["x"]["on_demand"] is False and out["x"]["unload_in_s"] is None
+    text = _status(reg)
+    row = next(ln for ln in text.stdout.splitlines() if ln.startswith("w "))
+    assert "unloads in 0:5" in row or "unloads in 1:00" in row, row
+    assert f"router: {r.base}" in text.stderr
+    r.stop()
+    text = _status(reg)
+    assert "no router running" in text.stderr
+    assert "unloads in" not in text.stdout and json.loads(_status(reg, "--json").stdout)[0]["router"] is None

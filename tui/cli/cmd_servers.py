@@ -253,6 +253,10 @@ def cmd_status(args) -> int:
         return EXIT_USAGE
     states = supervisor.status(reg)
     usage = _usage_by_pid(states)
+    from tui.core import ondemand
+
+    router = ondemand.read_router(reg.run_dir)
+    od_fields = ondemand.status_fields(reg, router)  # on demand, TTL (issue 16): from the router's run file
     for st in states:
         if st.last_error and st.last_error.startswith("stale pid file"):
             info(f"{st.name}: {st.last_error}")
@@ -260,6 +264,9 @@ def cmd_status(args) -> int:
         from tui.core.statusjson import model_objects
 
         out = model_objects(states, usage)  # the same objects as the router's front page
+        for d in out:
+            d.update(od_fields.get(d["name"], {}))
+            d["router"] = router.get("address") if router else None
         print_json(out)
         return EXIT_OK
     # a GPU column only where the machine evidently has several GPUs (a model on GPU 1, or on two)
@@ -275,6 +282,8 @@ def cmd_status(args) -> int:
                 note += f"; restarting in {st.restarting_in_s:.0f}s"
         elif st.last_error:
             note = st.last_error
+        if od := ondemand.note(od_fields.get(st.name, {}), router is not None):
+            note = f"{note}; {od}" if note else od
         u = usage.get(st.pid) if st.pid else None
         row = [st.name, st.state, st.pid or "", st.port or "", st.url or "",
                human_duration(st.uptime_s) if st.pid else "",
@@ -288,6 +297,10 @@ def cmd_status(args) -> int:
     if multi:
         head.insert(7, "GPU")
     table(head, rows, styles)
+    if router:
+        info(f"router: {router.get('address') or '?'} (pid {router['pid']}) starts, swaps and unloads models on demand")
+    elif any(f["on_demand"] or f["ttl_s"] is not None for f in od_fields.values()):
+        info("no router running: on-demand models start and idle ones unload only under 'llmdeck serve'")
     return EXIT_OK
 
 

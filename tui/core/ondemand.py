@@ -162,7 +162,8 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
         return plan
     gone = set(plan.stop) | set(plan.wait_for)
     lru = sorted((n for n in running if n not in gone and policies.get(n, Policy()).evictable),
-                 key=lambda n: idle_since(usage.get(n), running[n][1]))
+                 key=lambda n: (bool(usage.get(n) and usage[n].in_flight), idle_since(usage.get(n), running[n][1])))
+    # idle ones first (least recently used first); one in use only when they are not enough
 
     def freed() -> int:
         return sum(need.get(n) or 0 for n in plan.stop + plan.wait_for)
@@ -196,3 +197,75 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
                  + (f", memory_limit_gib {gib(limit)} with {gib(sum(need.get(n) or 0 for n in running))} in use"
                     if limit is not None else ""))
     return plan
+
+
+# --- the router's run file, as status and the TUI read it ------------------------------------
+
+#: ``run/router.json``: written by the router (:mod:`tui.router.ondemand`) every half second
+ROUTER_FILE = "router.json"
+#: a run file not rewritten for this long is a router that is gone (or hung)
+ROUTER_STALE_S = 10.0
+
+
+def read_router(run_dir, now: float | None = None) -> dict | None:
+    """The running router's run file, or None when no router runs (no file, its pid gone, or
+    not rewritten for :data:`ROUTER_STALE_S`)."""
+    import os
+    import time
+    from pathlib import Path
+
+    from tui.core import runfiles
+
+    data = runfiles.read_json(Path(run_dir) / ROUTER_FILE)
+    if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
+        return None
+    try:
+        os.kill(data["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    now = time.time() if now is None else now
+    if not isinstance(data.get("updated_at"), (int, float)) or now - data["updated_at"] > ROUTER_STALE_S:
+        return None
+    return data
+
+
+def status_fields(registry, router: dict | None, now: float | None = None) -> dict[str, dict]:
+    """Per model, what ``status --json`` adds: ``on_demand``, ``ttl_s``, ``swap_group``,
+    ``keep_loaded`` (the registry's), and from the router (None without one) ``last_request``,
+    ``in_flight`` and ``unload_in_s`` (counted down from when the router wrote it)."""
+    import time
+
+    now = time.time() if now is None else now
+    seen = (router or {}).get("models") or {}
+    age = max(0.0, now - router["updated_at"]) if router else 0.0
+    out = {}
+    for name, m in registry.models.items():
+        pol = policy(m, registry.settings)
+        r = seen.get(name) if isinstance(seen.get(name), dict) else {}
+        left = r.get("unload_in_s")
+        out[name] = {**pol.to_json(), "last_request": r.get("last_request"), "in_flight": r.get("in_flight"),
+                     "unload_in_s": max(0.0, round(left - age, 1)) if isinstance(left, (int, float)) else None}
+    return out
+
+
+def clock(seconds: float) -> str:
+    """``4:32`` (``1:02:03`` past an hour)."""
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def note(fields: dict, router_running: bool) -> str:
+    """The status/TUI note of one model's on-demand side: ``unloads in 4:32``, ``2 in flight``,
+    ``on demand``, ``kept loaded``; "" when none applies."""
+    parts = []
+    if fields.get("in_flight"):
+        parts.append(f"{fields['in_flight']} in flight")
+    if fields.get("unload_in_s") is not None:
+        parts.append(f"unloads in {clock(fields['unload_in_s'])}")
+    elif fields.get("keep_loaded"):
+        parts.append("kept loaded")
+    if fields.get("on_demand") and not parts:
+        parts.append("on demand" + ("" if router_running else " (no router)"))
+    return ", ".join(parts)

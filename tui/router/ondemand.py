@@ -40,7 +40,7 @@ from aiohttp import web
 from tui.core import ondemand as od
 from tui.core import runfiles
 
-RUN_FILE = "router.json"
+RUN_FILE = od.ROUTER_FILE
 PROGRESS_EVERY_S = 2.0
 TICK_S = 0.5
 EVENTS_KEPT = 50
