@@ -54,7 +54,8 @@ class Router:
             return self.proc.communicate()[1]
 
     def run_file(self) -> dict:
-        return json.loads((self.reg.run_dir / "router.json").read_text())
+        p = self.reg.run_dir / "router.json"
+        return json.loads(p.read_text()) if p.exists() else {"models": {}, "events": []}
 
     def events(self, action: str | None = None) -> list[dict]:
         return [e for e in self.run_file()["events"] if action is None or e["action"] == action]
@@ -246,3 +247,49 @@ def test_status_shows_the_routers_figures_and_says_when_none_runs(make_deck, rou
     text = _status(reg)
     assert "no router running" in text.stderr
     assert "unloads in" not in text.stdout and json.loads(_status(reg, "--json").stdout)[0]["router"] is None
+
+
+def test_load_timeout_is_504_with_its_stage_and_reasoning_progress(make_deck, router):
+    reg = _deck(make_deck, {"slow": {"on_demand": True, "load_timeout_s": 0.05}, "r": {"on_demand": True}},
+                loading_in_reasoning=True)
+    r = router(reg)
+    a = httpx.post(r.base + "/v1/chat/completions", json=_chat("slow"), timeout=60)
+    assert a.status_code == 504, a.text
+    assert "stage" in a.json()["error"]["message"] and "left loading" in a.json()["error"]["message"]
+    lines: list[str] = []
+    _stream(r.base, _chat("r"), lines)
+    first = json.loads(lines[1][len("data: "):])
+    assert first["choices"][0]["delta"]["reasoning_content"].startswith("loading r"), lines[:3]
+    assert lines[-1] == "data: [DONE]" or "data: [DONE]" in lines[-2:], lines[-3:]
+
+
+def test_router_killed_mid_start_the_next_adopts_and_resumes_ttl(make_deck, router):
+    import os
+    import signal
+
+    reg = _deck(make_deck, {"t": {"on_demand": True, "ttl_s": 300}})
+    first = router(reg)
+    cut: list[Exception] = []
+
+    def ask() -> None:
+        try:
+            httpx.post(first.base + "/v1/chat/completions", json=_chat("t"), timeout=60)
+        except httpx.HTTPError as exc:  # the router is killed under it
+            cut.append(exc)
+
+    t = threading.Thread(target=ask, daemon=True)
+    t.start()
+    assert _until(lambda: first.events("started"), 30)
+    before = first.run_file()["models"]["t"]["last_request"]
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    t.join(10)
+    assert cut  # the held request went with its router
+    assert _until(lambda: _state(reg, "t") == "ready", 30)  # its watcher kept it loading
+    second = router(reg)
+    time.sleep(0.7)
+    assert second.run_file()["models"]["t"]["last_request"] == before  # the TTL resumes from it
+    assert 0 < second.run_file()["models"]["t"]["unload_in_s"] <= 300
+    a = httpx.post(second.base + "/v1/chat/completions", json=_chat("t"), timeout=60)
+    assert a.status_code == 200, a.text
+    assert reg.log_file("t").read_text().count("starting (llama-server") == 1  # adopted, not started again
