@@ -185,6 +185,37 @@ async def test_esc_order_in_the_chat_cancel_then_leave(tmp_path, monkeypatch):
         assert lines[-1].startswith("? help"), lines[-1]
 
 
+async def test_esc_in_a_zoomed_chat_cancels_first_then_leaves_then_unzooms(tmp_path, monkeypatch):
+    """Zoom is the last step of the esc rule: a zoomed chat's reply is cancelled by the first
+    esc (the zoom stays), the second leaves the box, the third leaves the zoom."""
+    from tui.core.chat import events as ev
+
+    session = F.FakeChatSession([[ev.Content("The beginning "), "wait", ev.Content("never"), ev.Done("stop")]])
+    app, be = make_app(tmp_path, monkeypatch, states=F.demo_states(), chat={"glm-5": session})
+
+    def zoomed(lines: list[str]) -> bool:  # the tab bar is the top row: title and models table are gone
+        return lines[0].split()[:2] == ["Logs", "Chat"]
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("c")
+        pane = app.chat_deck.panes["glm-5"]
+        await wait_until(pilot, lambda: pane.ready)
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: session.gate is not None, what="reply streaming")
+        app.call_later(app.action_zoom)  # z is text in the message box; the palette or this
+        await show(pilot, lambda ls: zoomed(ls) and ls[-1].startswith("esc cancel reply"), "zoomed, streaming", app)
+        await pilot.press("escape")
+        lines = await show(pilot, lambda ls: any("cancelled" in line for line in ls), "the reply cancelled", app)
+        assert zoomed(lines), "\n".join(lines)
+        await pilot.press("escape")
+        lines = await show(pilot, lambda ls: ls[-1].startswith("esc unzoom"), "left the box, still zoomed", app)
+        assert zoomed(lines), "\n".join(lines)
+        await pilot.press("escape")
+        lines = await show(pilot, lambda ls: not zoomed(ls), "the zoom left", app)
+        assert lines[0].lstrip().startswith("llmdeck") and "glm-5" in rows_on_screen(lines)
+
+
 async def test_esc_order_in_the_log_search_and_the_bench(tmp_path, monkeypatch):
     app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
     async with app.run_test(size=(80, 24)) as pilot:

@@ -200,6 +200,9 @@ class LlmdeckApp(App):
                       key=lambda b: (b.id != "help", b.id not in {a.id for a in keys.in_scope("models")}))
     COMMANDS = App.COMMANDS | {ActionsProvider}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+    # esc leaves the zoom through the one esc rule (esc_step), after a cancel: Textual's own
+    # escape-to-minimize would run first and swallow a cancel of a zoomed chat's reply
+    ESCAPE_TO_MINIMIZE = False
 
     def __init__(self, registry, backend=None, *, status_interval: float = 1.0, fast_interval: float = 0.1,
                  telemetry: bool = True, telemetry_interval: float = 1.0, hide_thoughts: bool | None = None,
@@ -1162,7 +1165,8 @@ class LlmdeckApp(App):
            search, else to the models list);
         3. ``("clear", "search" | "filter")``: clear the log search (keys in the log), else the
            models filter;
-        4. ``("back", "models")``: back to the models list from a pane.
+        4. ``("unzoom", "zoom")``: leave the zoom (``z``), like closing a screen;
+        5. ``("back", "models")``: back to the models list from a pane.
 
         None: nothing to do. Dialogs close on esc themselves; the footer's first entry shows
         this step (:mod:`tui.ui.widgets.footer`).
@@ -1181,6 +1185,8 @@ class LlmdeckApp(App):
             return "clear", "search"
         if self.filter_text or self.filter_bar.has_class("-shown"):
             return "clear", "filter"
+        if main.maximized is not None:
+            return "unzoom", "zoom"
         if focused is not self.table:
             return "back", "models"
         return None
@@ -1197,8 +1203,13 @@ class LlmdeckApp(App):
             await self.run_action({"bench run": "cancel_bench", "eval run": "cancel_eval"}.get(what, "cancel"), pane)
         elif kind == "leave":
             log = self.log_pane
+            zoomed = self._main.maximized
             if log is not None and focused is not None and log in focused.ancestors:
                 log.log.focus()  # out of the log search's input; the search stays
+            elif zoomed is not None and focused is not None and zoomed in focused.ancestors:
+                # zoomed: the keys go to what the pane shows (the chat's transcript), the zoom stays
+                target = next((w for w in focused.ancestors if hasattr(w, "turns")), None)
+                (target.turns if target is not None else zoomed.query_one("ContentTabs")).focus()
             else:
                 self.table.focus()
             if focused is self.filter_input and not self.filter_text:
@@ -1208,6 +1219,8 @@ class LlmdeckApp(App):
         elif kind == "clear":
             self._clear_filter()
             self.table.focus()
+        elif kind == "unzoom":
+            self._main.minimize()  # the focus stays in the pane
         else:
             self.table.focus()
         self.refresh_bindings()

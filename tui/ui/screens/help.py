@@ -18,7 +18,7 @@ ESC_RULE = (
     "  1. cancel what runs in the shown pane (a reply, a bench or eval run)",
     "  2. leave the input you type in (the footer says 'typing: …')",
     "  3. clear the filter (or the log search)",
-    "  4. close a dialog, or go back to the models list",
+    "  4. close a dialog, or leave the zoom (z), or go back to the models list",
 )
 
 

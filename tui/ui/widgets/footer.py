@@ -11,7 +11,8 @@ the next ``esc`` does, so focus is never invisible:
 * ``typing: message · esc leaves`` while an input has the keyboard (printable keys are text
   there, not commands);
 * ``esc clear filter`` / ``esc clear search`` while one is active and the keys go to the list
-  or the log.
+  or the log;
+* ``esc unzoom`` while the panes are zoomed (``z``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def step_text(step: tuple[str, str] | None) -> tuple[str, str] | None:
         return "typing:", f"{what} · esc leaves"
     if kind == "clear":
         return "esc", f"clear {what}"
+    if kind == "unzoom":
+        return "esc", "unzoom"
     return None
 
 
