@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -225,11 +226,13 @@ def test_clean_demo_twice_is_quiet(tmp_path):
     write_registry(tmp_path / ".demo" / "models.json",
                    {"smollm2": {"model_path": str(tmp_path / "m.gguf"), "default_port": free_port()}})
     binary = str(Path(sys.executable).parent)
+    # as a user types it: not a sub-make of `make test` (which would print "Entering directory")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
     first = subprocess.run(["make", "clean-demo", f"BIN={binary}"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=60, env=env)
     assert first.returncode == 0, first.stderr
     assert not (tmp_path / ".demo").exists()
     second = subprocess.run(["make", "clean-demo", f"BIN={binary}"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env=env)
     assert second.returncode == 0
     assert second.stdout == "" and second.stderr == "", (second.stdout, second.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -47,17 +48,23 @@ def test_delete_asks_then_removes_only_downloaded_files(tmp_path):
 def test_delete_refused_while_the_server_runs(tmp_path):
     p, d = make(tmp_path)
     reg = registry.load(p)
-    # a running server of this model, as the supervisor sees it
-    sleeper = subprocess.Popen(["sleep", "30"])
+    # a running server of this model, as the supervisor sees it: a process with the whole
+    # identity llmdeck records (start time, the command line of its launch record, that binary)
+    argv = [os.path.realpath(sys.executable), "-c", "import time; time.sleep(30)", "--port", "9100"]
+    sleeper = subprocess.Popen(argv)
     try:
         import psutil
 
         from tui.core import runfiles
 
+        since, boot = runfiles.process_start(sleeper.pid)
         rec = runfiles.PidRecord(pid=sleeper.pid, port=9100, create_time=psutil.Process(sleeper.pid).create_time(),
-                                 cmdline=["sleep", "30"], quant="Q2")
-        reg.run_dir.mkdir()
+                                 start_since_boot=since, boot_id=boot, cmdline=argv, quant="Q2")
+        reg.run_dir.mkdir(mode=0o700)
+        rd = runfiles.RunDir(reg.run_dir, "big")
+        runfiles.write_json(rd.launch, {"model": "big", "argv": argv, "port": 9100}, mode=0o600)
         reg.pid_file("big").write_text(rec.dumps())
+        assert supervisor.state_of(reg, "big", probe=False).running
         with pytest.raises(supervisor.SupervisorError, match="is running"):
             supervisor.delete_files(reg, "big")
         assert (d / "Big-Q2-00001-of-00002.gguf").exists()
