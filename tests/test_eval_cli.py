@@ -166,3 +166,43 @@ def test_a_server_error_counts_for_its_case_and_the_run_goes_on(tmp_path, capsys
     saved = json.loads(Path(rep["path"]).read_text())
     assert Counter(c["valid"] for c in saved["cases"]) == {True: 2, False: 1}
     assert "boom" in next(c["error"] for c in saved["cases"] if not c["valid"])
+
+
+@pytest.mark.server
+@pytest.mark.timeout(600)  # about 20 s on a quiet machine; minutes when 2 cores are shared with others
+def test_the_real_llama_server_with_a_tool_template_completes_a_run(llama_server, templates_dir, tmp_path, capsys):
+    # SmolLM2-135M under Qwen3's tool-calling template (--jinja): 3 cases of every category. What a
+    # 135M model answers is not asserted; that every case gets a result and the report is saved is.
+    srv = llama_server("--jinja", "--chat-template-file", str(templates_dir / "Qwen-Qwen3-0.6B.jinja"),
+                       "--parallel", "2", ctx=8192)
+    p = tmp_path / "models.json"
+    p.write_text(json.dumps({"settings": {}, "models": {
+        "smol": {"engine": "external", "base_url": srv.base_url, "alias": "smollm2"}}}))
+    code, out, err = _run(capsys, "--registry", str(p), "eval", "smol", "--limit", "3", "--max-tokens", "16",
+                          "--json")
+    rep = json.loads(out)
+    assert code in (0, 1), err
+    assert [c["category"] for c in rep["categories"]] == bfcl.categories()
+    assert all(c["cases"] == 3 for c in rep["categories"])
+    assert rep["options"]["concurrency"] == 2  # the server's slots, from /props
+    assert rep["partial"] is False and rep["overall"]["cases"] == 39
+    saved = json.loads(Path(rep["path"]).read_text())
+    assert len(saved["cases"]) == 39 and len({c["id"] for c in saved["cases"]}) == 39
+    assert all(c["valid"] or c["reason"] for c in saved["cases"])
+    if code == 1:  # only requests that failed make it 1, and they are named
+        assert "requests failed" in err
+
+
+def test_bfcl_not_fetchable_is_one_line_saying_what_to_do(bfcl_server, tmp_path):
+    import os
+
+    reg = _registry(tmp_path, bfcl_server, "openai")
+    env = dict(os.environ, LLMDECK_CACHE=str(tmp_path / "cache"), PIP_INDEX_URL="http://127.0.0.1:9/simple",
+               PIP_RETRIES="0", PIP_TIMEOUT="2", PIP_NO_CACHE_DIR="1", PIP_FIND_LINKS="")
+    r = subprocess.run([sys.executable, "-m", "tui.cli.main", "--registry", reg, "eval", "m-openai", "--limit", "1"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert "run `llmdeck setup`" in lines[0] and "bfcl_eval-2026.3.23-py3-none-any.whl" in lines[0]
+    assert str(tmp_path / "cache" / "dl") in lines[0]
