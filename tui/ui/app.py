@@ -41,6 +41,7 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from tui.ui import keys
+from tui.ui import ondemand_view
 from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, RegistryReloaded,
                              StatesPolled, StopAllDone, TelemetrySampled)
 from tui.ui.widgets.footer import FitFooter
@@ -237,6 +238,8 @@ class LlmdeckApp(App):
         self._jobs: dict[str, Any] = {}  # model → downloads.Job of this session
         self._wake = threading.Event()
         self._first_states = False
+        self._router_view: tuple = (None, {})  # the router's run file, on-demand fields (ondemand_view)
+        self._router_seen: float | None = None
         self._refs: list = []
         self.selected: str | None = None
         self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
@@ -460,6 +463,8 @@ class LlmdeckApp(App):
             elif st.load_eta_s is not None:
                 extra = f" {st.load_eta_s:.0f}s"
             state_cell = Text(f"{state}{extra}", style=state_cell.style)
+        if not pend and (od := ondemand_view.state_cell(state, self._router_view[1].get(name))):
+            state_cell = Text(od, style=state_cell.style)  # "ready 4:32": the router unloads it then
         return Row(model=cell(" " + fit(name, self.table.model_width), "bold"), quant=cell(" " + fit(str(quant), 10)),
                    files=Text(" ") + files_text(self.files.get(name, "unknown")) if not red else cell(
                        " " + files_text(self.files.get(name, "unknown")).plain),
@@ -533,6 +538,8 @@ class LlmdeckApp(App):
                 if fast and now - last_full < self.status_interval:
                     self.post_message(StatesPolled([self.backend.state_of(n) for n in fast], partial=True))
                 else:
+                    if hasattr(self.backend, "router_view"):  # models on demand: run/router.json
+                        self._router_view = self.backend.router_view()
                     self.post_message(StatesPolled(self.backend.status()))
                     last_full = now
             except Exception as exc:  # noqa: BLE001 — shown once, polling goes on
@@ -553,6 +560,9 @@ class LlmdeckApp(App):
         if not self._alive():
             return
         changed_selected = False
+        toasts, self._router_seen = ondemand_view.new_events(self._router_view[0], self._router_seen)
+        for text in toasts:  # what the router started, swapped or unloaded, and why
+            self.notify(text, title="router", timeout=8)
         for st in message.states:
             if st.name not in self.registry.models:  # polled just before models.json was reloaded
                 continue
@@ -700,6 +710,8 @@ class LlmdeckApp(App):
 
     def _update_models_note(self) -> None:
         note = self.vram_note()
+        if od := ondemand_view.note(self.selected, self._router_view[1].get(self.selected or ""), self._router_view[0]):
+            note = f"{note} · {od}" if note else od
         if note != getattr(self, "_note_shown", ""):  # an update is a layout pass: only on change
             self._note_shown = note
             self.models_note.update(note)

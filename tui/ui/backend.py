@@ -173,6 +173,13 @@ class Backend:
     def status(self) -> list[supervisor.ModelState]:
         return supervisor.status(self.registry)
 
+    def router_view(self) -> tuple[dict | None, dict[str, dict]]:
+        """The running router's run file (None: no router) and each model's on-demand fields."""
+        from tui.core import ondemand
+
+        router = ondemand.read_router(self.registry.run_dir)
+        return router, ondemand.status_fields(self.registry, router)
+
     def state_of(self, name: str) -> supervisor.ModelState:
         return supervisor.state_of(self.registry, name)
 
