@@ -164,9 +164,9 @@ class OnDemand:
         if name in self._stopping:
             await asyncio.shield(self._stopping[name])
             state = (await self._states(fresh=True)).get(name, ("stopped", None))[0]
-        pol = self.policies().get(name)
         if state == "ready" and name not in self._starts:
-            return None
+            return None  # the warm path: nothing more to look at
+        pol = self.policies().get(name)
         if pol is None or not pol.on_demand:
             return None  # the ordinary answers (404, 503) apply
         task = self.start_task(name, "request")
