@@ -2,10 +2,13 @@
 what the on-demand layer costs warm routing. Baselines are measured in the same run.
 
 1. **Held request** (real SmolLM2 llama-server, ``llmdeck serve`` as a subprocess): the model is
-   stopped, a streaming request arrives and is held while the router starts it. A thread polls
-   the server's own ``/health`` every 2 ms; the figure is *first content byte at the client −
-   first 200 from /health − the model's own time to first token* (the same request sent straight
-   to the server just after, ``cache_prompt: false``). Target: median <= 50 ms.
+   stopped, a streaming request arrives and is held while the router starts it. The figure is
+   read from the server's own log, on its own clock: from ``listening on`` (the line llama-server
+   writes when it is loaded and ``/health`` turns 200) to the request reaching a slot
+   (``selected slot``) — i.e. when the held request left the router. Target: median <= 50 ms.
+   Shown beside it: a client-side view (first content byte − first 200 seen by a thread
+   polling ``/health`` every 2 ms), which also holds the model's prefill (hundreds of ms on one
+   CPU thread, varying run to run), so it is not the target's figure.
 2. **Warm routing** (the fake streaming backend of ``bench_router.py``: 64 streams): direct vs
    a router with the on-demand layer on (``make_app(on_demand=True)`` over a registry naming the
    backend as an ``external`` model), ABBA rounds. Targets: throughput loss <= 5 %, TTFT p50
@@ -59,6 +62,30 @@ def _first_content(url: str, body: dict) -> float:
     raise RuntimeError("no content chunk")
 
 
+def _server_clock(line: str) -> float | None:
+    """llama-server's log time ``0.00.546.209`` (min.s.ms.us since start) in seconds."""
+    head = line.split(" ", 1)[0]
+    parts = head.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    m, sec, ms, us = (int(p) for p in parts)
+    return m * 60 + sec + ms / 1e3 + us / 1e6
+
+
+def _log_gap(log: Path) -> float | None:
+    """Seconds from the last run's ``listening on`` to its first ``selected slot`` (server clock)."""
+    lines = log.read_text(errors="replace").splitlines()
+    start = max((i for i, ln in enumerate(lines) if "llmdeck: command:" in ln), default=0)
+    listen = task = None
+    for ln in lines[start:]:
+        if listen is None and "listening on" in ln:
+            listen = _server_clock(ln)
+        elif listen is not None and "selected slot" in ln:
+            task = _server_clock(ln)
+            break
+    return None if listen is None or task is None else task - listen
+
+
 def held(runs: int) -> list[float]:
     from tui.core import provision, registry, supervisor
 
@@ -100,10 +127,14 @@ def held(runs: int) -> list[float]:
                 t0 = time.monotonic()
                 direct.append(_first_content(f"http://127.0.0.1:{port}/v1/chat/completions", body) - t0)
             own = statistics.median(direct)
-            ms = (first - seen[0] - own) * 1000
-            added.append(ms)
-            print(f"  run {i + 1}: first content {1000 * (first - seen[0]):6.1f} ms after /health 200; "
-                  f"the model's own TTFT {own * 1000:6.1f} ms → router {ms:+6.1f} ms")
+            gap = _log_gap(reg.log_file("od"))
+            if gap is None:
+                print(f"  run {i + 1}: no 'listening on' / 'selected slot' pair in {reg.log_file('od')}")
+                continue
+            added.append(gap * 1000)
+            print(f"  run {i + 1}: request at the server {gap * 1000:5.1f} ms after it listened (server clock); "
+                  f"client view: first content {1000 * (first - seen[0]):6.1f} ms after /health 200, "
+                  f"the model's own TTFT {own * 1000:6.1f} ms")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
@@ -160,9 +191,10 @@ def main() -> int:
     print(f"models on demand benchmark on {os.cpu_count()} CPUs")
     print(f"\nheld request: a streamed request for a stopped on-demand model, {a.runs} runs")
     h = held(a.runs)
-    med = statistics.median(h)
+    med = statistics.median(h) if h else float("inf")
     ok = med <= TARGET_HELD_MS
-    print(f"  median {med:+.1f} ms after /health 200, beyond the model's own TTFT (target <= {TARGET_HELD_MS:.0f} ms)")
+    print(f"  median {med:.1f} ms from the server's /health turning 200 to the held request reaching it "
+          f"(target <= {TARGET_HELD_MS:.0f} ms)")
     failed: list[str] = []
     if not a.skip_warm:
         loss, added, failed = warm()
