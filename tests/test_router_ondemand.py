@@ -293,3 +293,58 @@ def test_router_killed_mid_start_the_next_adopts_and_resumes_ttl(make_deck, rout
     a = httpx.post(second.base + "/v1/chat/completions", json=_chat("t"), timeout=60)
     assert a.status_code == 200, a.text
     assert reg.log_file("t").read_text().count("starting (llama-server") == 1  # adopted, not started again
+
+
+def test_free_vram_from_nvml_evicts_the_least_recently_used(make_deck):
+    """The GPU path of the decision, on a fake NVML (no GPU here): 1.5 models' estimate free, then
+    half of one once the first runs (as it took its share), so starting a second model must stop
+    the first; the router runs in-process."""
+    import asyncio
+
+    from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
+    from tui.core.telemetry.nvml import NvmlSource
+    from tui.router.app import make_app, serve
+    from tui.router.backends import RegistryBackends
+    from tui.router.ondemand import _estimate
+
+    reg = _deck(make_deck, {"g1": {"on_demand": True}, "g2": {"on_demand": True}})
+    need = _estimate(reg, "g1")
+    gpu = FakeGpu(total=80 << 30, used=(80 << 30) - need * 3 // 2)
+    app = make_app(RegistryBackends(reg.path), on_demand=True, gpu_source=NvmlSource(FakeNvml([gpu])))
+    port, stop, loop = free_port(), None, asyncio.new_event_loop()
+
+    def run() -> None:
+        nonlocal stop
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        loop.run_until_complete(serve(app, "127.0.0.1", port, stop=stop))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(base + "/health", 30)
+        for n in ("g1", "g2"):
+            a = httpx.post(base + "/v1/chat/completions", json=_chat(n), timeout=60)
+            assert a.status_code == 200, (n, a.text)
+            gpu.used = (80 << 30) - need // 2  # g1 took its memory
+        assert _state(reg, "g1") == "stopped" and _state(reg, "g2") == "ready"
+        events = [e for e in json.loads((reg.run_dir / "router.json").read_text())["events"]
+                  if e["action"] == "swapped out"]
+        assert [e["model"] for e in events] == ["g1"] and "g2 needs" in events[0]["reason"], events
+        assert f"{need / 2**31:.1f} GiB free" in events[0]["reason"], events
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        t.join(15)
+
+
+def test_swap_group_applies_to_starts_by_hand(make_deck, router):
+    reg = _deck(make_deck, {"h1": {"swap_group": "g"}, "h2": {"swap_group": "g"}})
+    r = router(reg)
+    for n in ("h1", "h2"):  # as 'llmdeck start' does
+        supervisor.start(reg, n)
+        assert supervisor.wait_ready(reg, n, timeout=60).state == "ready"
+    assert _until(lambda: _state(reg, "h1") == "stopped", 10)
+    ev = _until(lambda: r.events("swapped out"), 5)
+    assert [e["model"] for e in ev] == ["h1"] and ev[0]["reason"] == "swap_group g: h2 was started", ev
+    assert _state(reg, "h2") == "ready"
