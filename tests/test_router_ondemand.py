@@ -348,3 +348,23 @@ def test_swap_group_applies_to_starts_by_hand(make_deck, router):
     ev = _until(lambda: r.events("swapped out"), 5)
     assert [e["model"] for e in ev] == ["h1"] and ev[0]["reason"] == "swap_group g: h2 was started", ev
     assert _state(reg, "h2") == "ready"
+
+
+def test_cli_start_stops_the_others_of_its_swap_group_first(make_deck):
+    reg = _deck(make_deck, {"c1": {"swap_group": "g"}, "c2": {"swap_group": "g"}, "k": {"swap_group": "h",
+                                                                                        "keep_loaded": True},
+                            "c3": {"swap_group": "h"}})
+
+    def start(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tui.cli.main", "--registry", str(reg.path), "start", name,
+                               "--wait"], cwd=ROOT, capture_output=True, text=True, timeout=90)
+
+    assert start("c1").returncode == 0
+    out = start("c2")
+    assert out.returncode == 0, out.stderr
+    assert "stopping c1: it shares swap_group g with c2" in out.stderr
+    assert _state(reg, "c1") == "stopped" and _state(reg, "c2") == "ready"
+    assert start("k").returncode == 0
+    out = start("c3")  # k is keep_loaded: refused, k keeps running, c3 not started
+    assert out.returncode != 0 and "keep_loaded" in out.stderr and "llmdeck stop k" in out.stderr, out.stderr
+    assert _state(reg, "k") == "ready" and _state(reg, "c3") == "stopped"

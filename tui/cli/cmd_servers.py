@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tui.cli.main import load_model, load_registry
+from tui.cli.common import load_model, load_registry
 from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, info, warn,
                             print_json, table)
 
@@ -135,6 +135,11 @@ def cmd_start(args) -> int:
             print(spec.shell_line())
             _memory_line(reg, args.model, spec)
             return EXIT_OK
+        from tui.core import ondemand
+
+        if args.model in reg.models:  # swap_group (issue 16): the others of its group stop first
+            ondemand.stop_group_for(reg, args.model, on_stop=lambda n: info(
+                f"stopping {n}: it shares swap_group {reg.models[args.model].swap_group} with {args.model}"))
         st = supervisor.start(reg, args.model, quant=args.quant, port=args.port, binary=args.binary,
                               cpp_dir=args.cpp_dir)
     except UnknownModel as exc:

@@ -17,8 +17,10 @@ Decisions where the issue is silent:
   taken to need all the free memory: every model that may be stopped is (:func:`plan_start`).
 * **Least recently used** orders by the same "idle since" time.
 * ``swap_group`` applies whoever starts: the router stops the others of the group before a
-  start it makes; a start by hand from the CLI or TUI is followed by the router stopping the
-  others (the router sees it on its next tick, :func:`group_conflicts`).
+  start it makes; ``llmdeck start`` and the TUI do the same (:func:`stop_group_for`), refusing
+  when one of them is ``keep_loaded`` or has requests in flight through the router; a start
+  that bypasses both (``supervisor.start`` from a script) is caught by the router on its next
+  tick, which stops the older run (:func:`group_conflicts`).
 """
 
 from __future__ import annotations
@@ -269,3 +271,34 @@ def note(fields: dict, router_running: bool) -> str:
     if fields.get("on_demand") and not parts:
         parts.append("on demand" + ("" if router_running else " (no router)"))
     return ", ".join(parts)
+
+
+# --- a start by hand (CLI, TUI) ----------------------------------------------------------------
+
+def stop_group_for(registry, name: str, on_stop=None) -> list[str]:
+    """Before a start by hand: stop the others of ``name``'s ``swap_group`` that run, and
+    return them. Refused (``SupervisorError``, nothing stopped) when one is ``keep_loaded``
+    (only a person stops it, by name) or has requests in flight through a running router (a
+    request is never cut). ``on_stop(name)`` is called before each stop."""
+    from tui.core import supervisor
+
+    model = registry.models.get(name)
+    group = model.swap_group if model is not None else None
+    if not group:
+        return []
+    others = [n for n, m in registry.models.items() if n != name and m.swap_group == group and m.engine != "external"]
+    running = [n for n in others if supervisor.state_of(registry, n, probe=False).running]
+    seen = (read_router(registry.run_dir) or {}).get("models") or {}
+    for n in running:
+        if registry.models[n].keep_loaded:
+            raise supervisor.SupervisorError(f"model '{name}' shares swap_group {group} with '{n}', which is "
+                                             f"keep_loaded and running: stop it first ('llmdeck stop {n}')")
+        busy = (seen.get(n) or {}).get("in_flight") if isinstance(seen.get(n), dict) else None
+        if busy:
+            raise supervisor.SupervisorError(f"model '{name}' shares swap_group {group} with '{n}', which has {busy} "
+                                             "request(s) in flight through the router: retry when they have ended")
+    for n in running:
+        if on_stop is not None:
+            on_stop(n)
+        supervisor.stop(registry, n)
+    return running

@@ -184,6 +184,9 @@ class Backend:
         return supervisor.state_of(self.registry, name)
 
     def start(self, name: str) -> supervisor.ModelState:
+        from tui.core import ondemand
+
+        ondemand.stop_group_for(self.registry, name)  # swap_group: the others of its group stop first
         return supervisor.start(self.registry, name)
 
     def stop(self, name: str) -> supervisor.ModelState:
