@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any
 
+from tui.core.text import human_bytes, human_duration  # noqa: F401  (one formatting, shared with the UI)
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -53,24 +55,3 @@ def table(headers: list[str], rows: list[list[Any]], styles: dict[int, Any] | No
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for r in srows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def human_duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

@@ -73,7 +73,7 @@ def _cpu_key() -> str:
 
 def _locked(path: Path):
     """An exclusive lock on ``<path>.lock`` (the registry's file lock), folders made first."""
-    from tui.core.registry import file_lock
+    from tui.core.safefiles import file_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return file_lock(path)
@@ -213,12 +213,46 @@ def demo_model(progress: Progress = _stderr) -> Path:
     return target
 
 
+#: BFCL's package for ``llmdeck eval`` (pinned; :mod:`tui.core.eval.bfcl` uses it)
+BFCL_PACKAGE = "bfcl-eval"
+BFCL_VERSION = "2026.3.23"
+BFCL_WHEEL = f"bfcl_eval-{BFCL_VERSION}-py3-none-any.whl"
+
+
+def bfcl_root() -> Path:
+    return cache_dir() / "bfcl" / f"bfcl_eval-{BFCL_VERSION}"
+
+
+def bfcl_usable(root: Path) -> bool:
+    return (root / "bfcl_eval" / "eval_checker" / "ast_eval" / "ast_checker.py").exists()
+
+
 def bfcl_package(progress: Progress = _stderr) -> Path:
     """BFCL's package for ``llmdeck eval`` (``bfcl-eval``'s wheel, no dependencies), unpacked
-    in the cache once; see :mod:`tui.core.eval.bfcl`."""
-    from tui.core.eval import bfcl
-
-    return bfcl.fetch(progress)
+    in the cache once; see :mod:`tui.core.eval.bfcl` (which imports this module, never the
+    other way round)."""
+    root = bfcl_root()
+    if bfcl_usable(root):
+        return root
+    with _locked(root.parent / "fetch"):
+        if bfcl_usable(root):
+            return root
+        dl = cache_dir() / "dl"
+        wheel = dl / BFCL_WHEEL
+        if not wheel.exists():
+            wheel = _pip_download(BFCL_PACKAGE, BFCL_VERSION, dl, progress)
+        progress(f"unpacking {wheel.name}")
+        tmp = root.with_name(f".unpack-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extractall(tmp)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ProvisionError(f"{wheel}: not a usable wheel ({exc}): delete it and run "
+                                 "llmdeck setup again") from None
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp, root)
+    return root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,17 +17,17 @@ the file atomically (temp file, fsync, rename).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import difflib
-import fcntl
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tui.core.safefiles import file_lock  # noqa: F401  (importable from here as before)
+from tui.core.text import did_you_mean  # noqa: F401  (importable from here as before)
 
 #: matched whole (``NAME_RE.fullmatch``): with ``$`` and ``match`` a trailing newline passed
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -116,11 +116,6 @@ def bad_name(name: Any) -> str:
     shown = json.dumps(name, ensure_ascii=False)
     return (f"models.{shown}: invalid model name {shown}: use lower-case letters, digits, '.', '_' and '-', "
             "starting with a letter or digit")
-
-
-def did_you_mean(word: str, choices: Iterator[str] | list[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -488,24 +483,6 @@ def check(path: str | os.PathLike | None = None) -> list[str]:
     except RegistryError as exc:
         return [f"{exc.path}: {p}" for p in exc.problems]
     return []
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write. The lock
-    file is opened without following links (a planted link is refused, never written)."""
-    from tui.core import safefiles
-
-    lock = path.with_name(path.name + ".lock")
-    fd = safefiles.open_fd(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:

@@ -20,6 +20,7 @@ import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -142,3 +143,18 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
             os.unlink(tmp)
         raise
 
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write. The lock
+    file is opened without following links (a planted link is refused, never written)."""
+    lock = path.with_name(path.name + ".lock")
+    fd = open_fd(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

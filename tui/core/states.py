@@ -162,9 +162,9 @@ def first_state(registry: "Registry", name: str, *, timeout: float = 0.25,
         return None
     model = registry.get(name)
     if model.engine == "external":
-        from tui.core.engines import external
+        from tui.core import engines
 
-        spec = external.spec_for(registry, model)
+        spec = engines.spec_for(registry, model)
         st = ModelState(name=name, engine=model.engine, state="stopped", url=spec.base_url, port=spec.port)
         code = probe_health(spec.health_url, _api_key(model), timeout)
         if code == "refused":

@@ -284,7 +284,7 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
     rd = runfiles.RunDir(registry.run_dir, name)
     log = registry.log_file(name)
     if model.engine == "external":
-        spec = engines.external.spec_for(registry, model)
+        spec = engines.spec_for(registry, model)
         st = ModelState(name=name, engine=model.engine, state="stopped", url=spec.base_url, port=spec.port)
         if probe:
             s, err = _probe_state(spec.health_url, model)
@@ -386,7 +386,7 @@ def endpoints(registry: Registry, name: str) -> LaunchSpec:
             origin = st.url.rstrip("/").removesuffix("/v1")
             return LaunchSpec(model=name, engine=model.engine, argv=[], port=urlsplit(st.url).port, base_url=st.url,
                               health_url=origin + "/health", metrics_url=origin + "/metrics")
-    return engines.external.spec_for(registry, model)
+    return engines.spec_for(registry, model)
 
 
 def status(registry: Registry, *, probe: bool = True) -> list[ModelState]:

@@ -33,14 +33,14 @@ def origin(base_url: str) -> str:
 def resolve(registry: "Registry", name: str) -> tuple[Target, dict[str, Any]]:
     """The target and the settings to save for model ``name`` (raises UnknownModel, BenchError)."""
     from tui.core import supervisor
-    from tui.core.engines import external
+    from tui.core import engines
 
     model = registry.get(name)
     state = supervisor.state_of(registry, name)
     url, quant = state.url, state.quant
     if state.state == "stopped" and model.engine != "external" and model.default_port:
         # not started by llmdeck: a server may still answer on its port (preflight tells)
-        url = external.spec_for(registry, model).base_url
+        url = engines.spec_for(registry, model).base_url
     elif state.state in _NOT_RUNNING:
         why = f" ({state.last_error})" if state.last_error else ""
         raise BenchError(f"model '{name}' is {state.state}{why}: start it first (llmdeck start {name})")

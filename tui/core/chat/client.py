@@ -9,7 +9,7 @@ Usable with or without a registry::
     report = await client.cancel()   # from another task: closes the stream, checks /slots
 
 A registry entry gives the URL (the running server's, from the supervisor when it has one,
-else ``engines.external.spec_for``), the API key (``api_key_env``), the request ``model``
+else ``engines.spec_for``), the API key (``api_key_env``), the request ``model``
 (``alias`` or name), per-request sampling defaults from ``params`` (the keys in
 ``llama_server.SAMPLING_KEYS``; ``temp`` → ``temperature``; ``repeat_penalty`` →
 ``repetition_penalty`` for vLLM/SGLang/LightLLM) and the raw formats (``reasoning_parser``,

@@ -118,7 +118,7 @@ class Engine:
         return dict(self.keys)
 
     def validate(self, name: str, entry: dict[str, Any]) -> list[str]:
-        from tui.core.registry import did_you_mean
+        from tui.core.text import did_you_mean
 
         problems: list[str] = []
         params = entry.get("params", {})

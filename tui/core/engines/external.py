@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tui.core import engines
 from tui.core.engines.base import Engine, LaunchError, LaunchSpec
 
 if TYPE_CHECKING:
@@ -45,21 +44,3 @@ class External(Engine):
                           port=u.port, base_url=model.base_url.rstrip("/"),
                           health_url=origin + "/health", metrics_url=origin + "/metrics",
                           started_by_llmdeck=False)
-
-
-def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
-    """Where a model is reached, without the preflight of a launch (for chat/health/metrics)."""
-    if model.engine == "external":
-        return External().launch(registry, model)
-    port = model.default_port
-    host = model.host
-    eng = engines.get_engine(model.engine)
-    if eng is not None and hasattr(eng, "endpoint"):  # engines with their own default host/port
-        host, port, *_ = eng.endpoint(model)
-    chost = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    base = f"http://{chost}:{port}"
-    return LaunchSpec(model=model.name, engine=model.engine, argv=[], host=host, port=port,
-                      base_url=base + "/v1", health_url=base + "/health", metrics_url=base + "/metrics")
-
-
-engines.register(External())

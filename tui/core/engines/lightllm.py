@@ -44,7 +44,6 @@ Readiness: ``GET /health``. Install: ``pip install lightllm`` (or its Docker ima
 
 from __future__ import annotations
 
-from tui.core import engines
 from tui.core.engines.base import Param
 from tui.core.engines.served import HOST_PORT, REASONING_PARSER, SERVED_NAME, TOOL_CALL_PARSER, ServedEngine
 
@@ -101,5 +100,3 @@ class LightLLM(ServedEngine):
                             "(the checkpoint folder for the draft layers, often model_path itself)")
         return problems
 
-
-engines.register(LightLLM())

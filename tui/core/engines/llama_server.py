@@ -60,7 +60,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui.core import engines
 from tui.core.engines.base import Engine, LaunchError, LaunchSpec, Param
 
 if TYPE_CHECKING:
@@ -178,7 +177,7 @@ class LlamaServer(Engine):
         from tui.core.modelfiles import local_files, quant_dir
 
         if quant is not None and quant not in model.quants and not model.model_path:
-            from tui.core.registry import did_you_mean
+            from tui.core.text import did_you_mean
 
             raise LaunchError(f"model '{model.name}' has no quant '{quant}'{did_you_mean(quant, model.quants)}; "
                               f"known: {', '.join(model.quants) or 'none'}")
@@ -244,5 +243,3 @@ class LlamaServer(Engine):
                           metrics_url=base + "/metrics", files=lf.files, secret_files=secrets,
                           warnings=warnings)
 
-
-engines.register(LlamaServer())

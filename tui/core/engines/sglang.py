@@ -41,7 +41,6 @@ Then ``extra_args``. Readiness: ``GET /health``. Install: ``pip install sglang``
 
 from __future__ import annotations
 
-from tui.core import engines
 from tui.core.engines.base import Param
 from tui.core.engines.served import (CHAT_TEMPLATE, HOST_PORT, REASONING_PARSER, SERVED_NAME,
                                      TOOL_CALL_PARSER, ServedEngine)
@@ -94,5 +93,3 @@ class SGLang(ServedEngine):
     def has_metrics(self, model) -> bool:
         return bool(model.params.get("enable_metrics"))
 
-
-engines.register(SGLang())

@@ -43,7 +43,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tui.core import engines
 from tui.core.engines.base import Param
 from tui.core.engines.served import (CHAT_TEMPLATE, HOST_PORT, REASONING_PARSER, SERVED_NAME,
                                      TOOL_CALL_PARSER, DottedParam, ServedEngine)
@@ -104,5 +103,3 @@ class VLLM(ServedEngine):
                             "set tool_call_parser (e.g. \"glm47\")")
         return problems
 
-
-engines.register(VLLM())

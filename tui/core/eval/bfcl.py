@@ -39,20 +39,16 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-import os
-import shutil
 import sys
 import threading
 import types
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-BFCL_PACKAGE = "bfcl-eval"
-BFCL_VERSION = "2026.3.23"
-WHEEL_NAME = f"bfcl_eval-{BFCL_VERSION}-py3-none-any.whl"
+from tui.core.provision import BFCL_PACKAGE, BFCL_VERSION  # the pin lives with the other setup assets
+from tui.core.provision import BFCL_WHEEL as WHEEL_NAME
 #: the model name handed to the checker (any name works with the stand-in model table)
 CHECKER_MODEL = "llmdeck-openai-fc"
 #: BFCL's default sampling temperature (``bfcl generate --temperature``)
@@ -76,13 +72,15 @@ class BfclError(RuntimeError):
 # --- the wheel ------------------------------------------------------------------------------
 
 def cache_root() -> Path:
-    from tui.core.provision import cache_dir
+    from tui.core.provision import bfcl_root
 
-    return cache_dir() / "bfcl" / f"bfcl_eval-{BFCL_VERSION}"
+    return bfcl_root()
 
 
 def _usable(root: Path) -> bool:
-    return (root / "bfcl_eval" / "eval_checker" / "ast_eval" / "ast_checker.py").exists()
+    from tui.core.provision import bfcl_usable
+
+    return bfcl_usable(root)
 
 
 def not_found_message() -> str:
@@ -94,32 +92,11 @@ def not_found_message() -> str:
 
 
 def fetch(progress=None) -> Path:
-    """The unpacked package folder, downloading the wheel (no dependencies) when needed."""
+    """The unpacked package folder, downloading the wheel (no dependencies) when needed
+    (:func:`tui.core.provision.bfcl_package`)."""
     from tui.core import provision
 
-    root = cache_root()
-    if _usable(root):
-        return root
-    progress = progress or provision._stderr
-    with provision._locked(root.parent / "fetch"):
-        if _usable(root):
-            return root
-        dl = provision.cache_dir() / "dl"
-        wheel = dl / WHEEL_NAME
-        if not wheel.exists():
-            wheel = provision._pip_download(BFCL_PACKAGE, BFCL_VERSION, dl, progress)
-        progress(f"unpacking {wheel.name}")
-        tmp = root.with_name(f".unpack-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            with zipfile.ZipFile(wheel) as zf:
-                zf.extractall(tmp)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise provision.ProvisionError(f"{wheel}: not a usable wheel ({exc}): delete it and run "
-                                           "llmdeck setup again") from None
-        shutil.rmtree(root, ignore_errors=True)
-        os.replace(tmp, root)
-    return root
+    return provision.bfcl_package(progress or provision._stderr)
 
 
 def package_root(progress=None) -> Path:

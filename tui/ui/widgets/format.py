@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from tui.cli.output import human_bytes, human_duration  # one formatting of sizes/durations
+from tui.core.text import human_bytes, human_duration  # one formatting of sizes/durations
 
 __all__ = ["STATE_STYLE", "FILES_STYLE", "state_text", "files_text", "bar", "sparkline", "pct_style",
            "human_bytes", "human_duration", "short_path", "gib", "compact_bytes"]
