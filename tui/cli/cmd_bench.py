@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.main import load_registry
+from tui.cli.common import load_registry
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
 
 

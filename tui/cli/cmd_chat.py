@@ -279,7 +279,7 @@ def _not_running(reg, model) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli.main import load_model
+    from tui.cli.common import load_model
 
     found = load_model(args)
     if found is None:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from tui.cli.main import load_model
+from tui.cli.common import load_model
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, is_tty, warn
 
 

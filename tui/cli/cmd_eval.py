@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from tui.cli.main import load_registry
+from tui.cli.common import load_registry
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
 
 

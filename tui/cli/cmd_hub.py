@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui.cli.main import registry_path
+from tui.cli.common import registry_path
 from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, info, is_tty, print_json,
                             table, warn)
 

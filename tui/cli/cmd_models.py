@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tui.cli.main import load_registry, registry_path
+from tui.cli.common import load_registry, registry_path
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
 
 

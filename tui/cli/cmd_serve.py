@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tui.cli.main import registry_path
+from tui.cli.common import registry_path
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
 
 DEFAULT_PORT = 8888

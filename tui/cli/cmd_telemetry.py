@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _model_pids(args) -> dict[int, str]:
     """Root PID → model name for the running servers of the registry, if there is one."""
-    from tui.cli.main import registry_path
+    from tui.cli.common import registry_path
 
     path = registry_path(args)
     explicit = bool(args.registry or os.environ.get("LLMDECK_REGISTRY"))

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # no collections until the first frame: the imports and widgets before it allocate a lot
     # and nothing is garbage yet (5-10 % of the time to that frame); tune_gc() turns it back on
     gc.disable()
-    from tui.cli.main import load_registry
+    from tui.cli.common import load_registry
 
     reg = load_registry(args)
     if reg is None:

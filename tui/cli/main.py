@@ -14,6 +14,7 @@ import os
 import sys
 
 from tui import __version__
+from tui.cli.common import load_model, load_registry, registry_path  # noqa: F401  (importable from here as before)
 from tui.cli.output import EXIT_FAIL, EXIT_USAGE, error
 
 #: command modules, in help order; each defines register(subparsers)
@@ -48,36 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return p
-
-
-def registry_path(args: argparse.Namespace) -> str:
-    return args.registry or os.environ.get("LLMDECK_REGISTRY") or "models.json"
-
-
-def load_registry(args: argparse.Namespace):
-    """Load the registry or print every problem and return None (the caller exits 2)."""
-    from tui.core import registry
-
-    try:
-        return registry.load(registry_path(args))
-    except registry.RegistryError as exc:
-        for line in str(exc).splitlines():
-            error(line)
-        return None
-
-
-def load_model(args: argparse.Namespace):
-    """(registry, the model ``args.model`` names), or None after printing why (the caller exits 2)."""
-    from tui.core.registry import UnknownModel
-
-    reg = load_registry(args)
-    if reg is None:
-        return None
-    try:
-        return reg, reg.get(args.model)
-    except UnknownModel as exc:
-        error(str(exc))
-        return None
 
 
 def _tui_args(argv: list[str]) -> argparse.Namespace | None:
