@@ -164,6 +164,10 @@ class PageData:
 
         states = supervisor.status(reg)
         ondemand = _ondemand_models(reg)
+        from tui.core import ondemand as core_od
+
+        router = core_od.read_router(reg.run_dir)
+        od_fields = core_od.status_fields(reg, router)  # status --json's on-demand fields, the same here
         snap = self._ensure_sampler(reg).latest
         samples = {m.name: m for m in snap.models} if snap else {}
         usage = {m.pid: m.usage for m in samples.values() if m.pid and m.usage}
@@ -181,6 +185,9 @@ class PageData:
             d.setdefault("on_demand", od.get("on_demand", getattr(m, "on_demand", None) if m else None))
             d.setdefault("unloads_in_s", od.get("unload_in_s"))
             d.setdefault("ttl_s", od.get("ttl_s"))
+            for k, v in od_fields.get(d["name"], {}).items():
+                d.setdefault(k, v)
+            d.setdefault("router", router.get("address") if router else None)
             d["keyed_model"] = bool(getattr(m, "api_key_env", None)) if m else False
         return {"models": models, "gpus": self._gpus(snap), "keyed": self.keyed, "at": time.time()}
 
