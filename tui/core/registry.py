@@ -47,7 +47,7 @@ SETTINGS_SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "keymap": ((dict,), None, "TUI key overrides, action id -> keys (checked by tui.ui.keys)"),
     "on_demand": ((bool,), False, "default of each model's on_demand (the router starts it on a request)"),
     "ttl_s": ((int, float, type(None)), None, "default of each model's ttl_s (null: never unloaded when idle)"),
-    "preload": ((list,), None, "models the router starts when it starts, in order, as far as memory allows"),
+    "preload": ((list,), [], "models the router starts when it starts, in order, as far as memory allows"),
     "memory_limit_gib": ((int, float, type(None)), None, "the most llmdeck's running models may take together"),
     "swap_wait_s": ((int, float), 60, "how long a start waits for requests in flight on a model it must stop"),
     "loading_in_reasoning": ((bool,), False, "load progress of a held stream as reasoning_content, not comments"),
