@@ -88,6 +88,9 @@ if screen | grep -qF "finish: cancelled"; then
   echo "FAILED: the reply was cancelled" >&2; screen >&2; exit 1
 fi
 
+# the reply is over when the footer's esc entry is no longer "cancel reply" (the stats line
+# can be drawn a moment before): an esc before that would cancel, not leave the box
+for ((i = 0; i < 100; i++)); do screen | tail -1 | grep -qF "typing: message" && break; sleep 0.1; done
 "${T[@]}" send-keys -t "$SESSION" Escape
 for ((i = 0; i < 50; i++)); do screen | tail -1 | grep -qF "typing:" || break; sleep 0.1; done
 if screen | tail -1 | grep -qF "typing:"; then
