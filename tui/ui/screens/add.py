@@ -19,17 +19,10 @@ from textual.app import ComposeResult
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from tui.core.text import human_bytes
 from tui.ui import keys
 
 VERDICT = {"vram": ("VRAM", "green"), "vram+ram": ("VRAM + RAM", "yellow"), "no": ("does not fit", "red")}
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}iB"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _count(n: int | None) -> str:
@@ -157,7 +150,7 @@ class AddScreen(ModalScreen[tuple | None]):
             word, style = VERDICT[r.fit.verdict] if r.fit else ("?", "")
             if r.fit is not None and r.fit.verdict == "vram+ram" and not r.fit.machine.gpu_free:
                 word = "RAM (CPU)"
-            t.add_row(r.quant[:14], _bytes(r.size_bytes), str(r.shards), _count(s.get("context_length")),
+            t.add_row(r.quant[:14], human_bytes(r.size_bytes), str(r.shards), _count(s.get("context_length")),
                       s.get("file_type") or "", Text(word, style=style), key=r.quant)
         t.display = True
         t.focus()
