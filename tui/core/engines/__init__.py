@@ -15,37 +15,36 @@ if TYPE_CHECKING:
     from tui.core.registry import Model, Registry
 
 _ENGINES: dict[str, Engine] = {}
-_loaded = False
+
+#: the static table of built-in engines: name → (module, class), imported on first use of that
+#: engine (a registry of llama-server models never pays for the GPU engines' tables; the TUI's
+#: first frame is the one that notices). The modules never import this package back.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "external": ("tui.core.engines.external", "External"),
+    "llama-server": ("tui.core.engines.llama_server", "LlamaServer"),
+    "lightllm": ("tui.core.engines.lightllm", "LightLLM"),
+    "sglang": ("tui.core.engines.sglang", "SGLang"),
+    "vllm": ("tui.core.engines.vllm", "VLLM"),
+}
 
 
 def register(engine: Engine) -> Engine:
-    """Add an engine to the table (the built-in ones are listed in :func:`_load`)."""
+    """Add an engine to the table (the built-in ones are listed in :data:`BUILTIN`)."""
     _ENGINES[engine.name] = engine
     return engine
 
 
-def _load() -> None:
-    """The static table of built-in engines, filled on first use (importing an engine module
-    registers nothing: the modules never import this package back)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from tui.core.engines.external import External
-    from tui.core.engines.llama_server import LlamaServer
-
-    builtin: list[Engine] = [External(), LlamaServer()]
-    try:  # optional engines (vLLM, SGLang, LightLLM)
-        from tui.core.engines.others import OTHER_ENGINES
-    except ImportError:
-        OTHER_ENGINES = ()
-    for eng in (*builtin, *OTHER_ENGINES):
-        _ENGINES.setdefault(eng.name, eng)
-
-
 def get_engine(name: str) -> Engine | None:
-    _load()
-    return _ENGINES.get(name)
+    eng = _ENGINES.get(name)
+    if eng is None and name in BUILTIN:
+        import importlib
+
+        module, cls = BUILTIN[name]
+        try:
+            eng = _ENGINES.setdefault(name, getattr(importlib.import_module(module), cls)())
+        except ImportError:  # an optional engine whose module cannot load: as if unknown
+            return None
+    return eng
 
 
 def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
@@ -67,8 +66,8 @@ def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
 
 class _Names:
     def __iter__(self):
-        _load()
-        return iter(list(_ENGINES))
+        names = [n for n in BUILTIN if get_engine(n) is not None]
+        return iter(names + [n for n in _ENGINES if n not in BUILTIN])
 
 
 ENGINE_NAMES = _Names()
