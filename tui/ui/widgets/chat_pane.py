@@ -191,8 +191,10 @@ class ChatPane(Vertical):
         thinking = getattr(self.session, "thinking", None)
         think = "thinking auto" if thinking is None else ("thinking on" if thinking else "thinking off")
         state = getattr(self, "state", "…")
-        self.query_one(".chat-head", Static).update(
-            Text.assemble((self.model, "bold"), f" · {state} · {think}"))
+        heads = self.query(".chat-head")
+        if not heads:  # a state poll can reach a pane that is still being mounted: on_mount draws it
+            return
+        heads.first(Static).update(Text.assemble((self.model, "bold"), f" · {state} · {think}"))
 
     # -- sending -------------------------------------------------------------------------
 
