@@ -191,14 +191,23 @@ async def test_one_conversation_per_model_kept_for_the_session(tmp_path, monkeyp
         pane = await open_chat(pilot, app)
         await send(pilot, "hi")
         await wait_until(pilot, lambda: not pane.generating and pane.last_answer)
-        await pilot.press("escape", "j")  # to the list, next model (qwen3.5, loading)
+        # esc to the list, j to the next model (qwen3.5, loading), c: each key once the one before
+        # has landed (a key pressed while focus is still moving goes to the old widget)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.focused is app.table, what="back to the list")
+        await pilot.press("j")
+        await wait_until(pilot, lambda: app.table.selected == "qwen3.5", what="qwen3.5 selected")
         await pilot.press("c")
         other = app.chat_deck.panes["qwen3.5"]
         await wait_until(pilot, lambda: app.chat_deck.current == other.id)
         await send(pilot, "anyone?")  # not ready: nothing is sent
         assert be.chat["qwen3.5"].sent == [] and len(other.turns.blocks) == 0
         assert any("qwen3.5 is not ready" in n.message for n in app._notifications)
-        await pilot.press("escape", "k", "c")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.focused is app.table, what="back to the list")
+        await pilot.press("k")
+        await wait_until(pilot, lambda: app.table.selected == "glm-5", what="glm-5 selected")
+        await pilot.press("c")
         await wait_until(pilot, lambda: app.chat_deck.current == pane.id)
         assert pane.last_answer == "hello from glm " and "hello from glm" in pane.turns.text()
 
