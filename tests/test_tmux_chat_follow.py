@@ -10,14 +10,13 @@ lines; PageDown to the end follows again. Each test uses its own tmux server soc
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import tmuxterm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,53 +34,29 @@ def tokens(n: int) -> list[str]:
     return out + [" " + MARKER]
 
 
-class Term:
-    """``llmdeck`` in a detached tmux session of its own server."""
+class Term(tmuxterm.Term):
+    """``llmdeck`` over a paced stream of ``n`` tokens at ``rate`` tok/s (tests/pacedstream.py)."""
 
     def __init__(self, tmp: Path, cols: int, rows: int, n: int, rate: float) -> None:
-        self.tmux = shutil.which("tmux") or "/usr/bin/tmux"
-        assert Path(self.tmux).exists(), "tmux is needed for this test (apt-get install tmux)"
-        llmdeck = Path(sys.executable).parent / "llmdeck"
-        assert llmdeck.exists(), f"{llmdeck} missing: pip install -e . installs the llmdeck command"
         (tmp / "tokens.json").write_text(json.dumps(tokens(n)))
         self.srv = subprocess.Popen([sys.executable, str(HERE / "pacedstream.py"), "--tokens",
                                      str(tmp / "tokens.json"), "--rate", str(rate)], stdout=subprocess.PIPE, text=True)
         port = int(self.srv.stdout.readline())
         (tmp / "models.json").write_text(json.dumps({"settings": {}, "models": {
             "paced": {"engine": "external", "base_url": f"http://127.0.0.1:{port}/v1"}}}))
-        self.sock = f"llmdeck-follow-{tmp.name}"[:60]
-        self.rows = rows
-        self.t("new-session", "-d", "-s", "f", "-x", str(cols), "-y", str(rows),
-               f"cd {tmp} && exec {llmdeck} --registry {tmp / 'models.json'}")
+        try:
+            super().__init__(tmp, cols, rows, prefix="llmdeck-follow")
+        except BaseException:
+            self.stop_stream()
+            raise
 
-    def t(self, *args: str) -> str:
-        # COLUMNS/LINES (set while pytest runs) would reach llmdeck through the tmux server's
-        # environment, and Textual believes them over the terminal's real size
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        return subprocess.run([self.tmux, "-L", self.sock, *args], capture_output=True, text=True,
-                              timeout=10, env=env).stdout
-
-    def screen(self) -> list[str]:
-        return self.t("capture-pane", "-p", "-t", "f").splitlines()
-
-    def keys(self, *keys: str) -> None:
-        self.t("send-keys", "-t", "f", *keys)
-
-    def wait(self, pred, timeout: float, what: str) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.screen()
-            if pred(rows):
-                return rows
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; the screen:\n"
-                                     + "\n".join(rows))
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.t("kill-server")
+    def stop_stream(self) -> None:
         self.srv.kill()
         self.srv.wait(5)
+
+    def close(self) -> None:
+        super().close()
+        self.stop_stream()
 
     def open_chat_and_ask(self) -> None:
         self.wait(lambda rows: any(" ready " in r for r in rows), 30, "the model ready")

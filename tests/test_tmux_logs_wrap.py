@@ -10,16 +10,11 @@ test uses its own tmux server socket (``-L``).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
-import zlib
 from pathlib import Path
 
 import pytest
+import tmuxterm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,14 +22,10 @@ LONG = "".join(f"<{i:03d}>" for i in range(60)) + "#END"
 BORDER = "▕"  # the wide layout's line between the models and the panes
 
 
-class Term:
-    """``llmdeck`` in a detached tmux session of its own server."""
+class Term(tmuxterm.Term):
+    """``llmdeck`` over two models; ``m``'s log ends in the long line."""
 
     def __init__(self, tmp: Path, cols: int, rows: int) -> None:
-        self.tmux = shutil.which("tmux") or "/usr/bin/tmux"
-        assert Path(self.tmux).exists(), "tmux is needed for this test (apt-get install tmux)"
-        llmdeck = Path(sys.executable).parent / "llmdeck"
-        assert llmdeck.exists(), f"{llmdeck} missing: pip install -e . installs the llmdeck command"
         (tmp / "m.gguf").write_bytes(b"GGUF" + bytes(60))
         (tmp / "models.json").write_text(json.dumps({"settings": {}, "models": {
             "m": {"model_path": "m.gguf", "default_port": 1},
@@ -42,37 +33,7 @@ class Term:
         (tmp / "logs").mkdir()
         self.log = tmp / "logs" / "m.log"
         self.log.write_text("".join(f"0.00.{i:03d} I srv  short line {i}\n" for i in range(5)) + LONG + "\n")
-        self.sock = f"llmdeck-wrap-{os.getpid()}-{zlib.crc32(str(tmp).encode()):08x}"  # one server per test
-        self.cols = cols
-        self.t("new-session", "-d", "-s", "w", "-x", str(cols), "-y", str(rows),
-               f"cd {tmp} && exec {llmdeck} --registry {tmp / 'models.json'}")
-
-    def t(self, *args: str) -> str:
-        # COLUMNS/LINES (set to 80/24 while pytest runs) would reach llmdeck through the tmux
-        # server's environment, and Textual believes them over the terminal's real size
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        return subprocess.run([self.tmux, "-L", self.sock, *args], capture_output=True, text=True,
-                              timeout=10, env=env).stdout
-
-    def screen(self) -> list[str]:
-        return self.t("capture-pane", "-p", "-t", "w").splitlines()
-
-    def keys(self, *keys: str) -> None:
-        self.t("send-keys", "-t", "w", *keys)
-
-    def wait(self, pred, timeout: float, what: str) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.screen()
-            if pred(rows):
-                return rows
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; the screen:\n"
-                                     + "\n".join(rows))
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.t("kill-server")
+        super().__init__(tmp, cols, rows, prefix="llmdeck-wrap")
 
 
 def log_text(rows: list[str]) -> str:
