@@ -15,6 +15,8 @@ import pytest
 
 from tui.core import bench
 from tui.core.bench import client as bclient
+from tui.core.bench import firsttoken as bfirst
+from tui.core.bench import sse as bsse
 from tui.core.bench.prompts import iter_json_values
 from tui.core.bench.stats import Histogram, LagHistogram, Summary, percentile
 
@@ -251,7 +253,7 @@ def _ev(obj) -> bytes:
 def _feed(wire: bytes, cuts: list[int], client=None):
     """Run one exchange on a connection object, delivering ``wire`` cut at ``cuts`` (needs a loop)."""
     client = client or bclient.StreamClient("http://127.0.0.1:9/v1")
-    conn = bclient._Conn(client)
+    conn = bsse.Connection(client)
     conn.connection_made(_Transport())
     rec = bclient.RequestRecord(0)
     rec.start = 0.0
@@ -290,7 +292,7 @@ def _stream(n_tokens=12, reasoning=2, crlf=False) -> bytes:
 
 @pytest.mark.parametrize("lazy", [True, False])
 async def test_parser_survives_every_cut_and_reuses_the_connection(lazy, monkeypatch):
-    monkeypatch.setattr(bclient, "LAZY", lazy)
+    monkeypatch.setattr(bsse, "LAZY", lazy)
     body = _stream(n_tokens=40)
     rng = random.Random(5)
     for trial in range(200):
@@ -374,37 +376,38 @@ async def test_a_pooled_connection_closed_while_idle_is_retried_not_failed():
 # --- first-token stamping, bulk de-chunking --------------------------------------------------
 
 def test_first_text_pattern_and_text_keys():
-    from tui.core.bench.client import _FIRST_TEXT, _text_keys
+    from tui.core.bench.firsttoken import FIRST_TEXT
+    from tui.core.bench.sse import text_keys
 
     role = b'data: {"choices":[{"delta":{"role":"assistant","content":null},"index":0}]}\n\n'
     empty = b'data: {"choices":[{"delta":{"content":""},"index":0}]}\n\n'
-    assert not _FIRST_TEXT.search(role + empty)
-    assert _FIRST_TEXT.search(role + b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n')
-    assert _FIRST_TEXT.search(b'data: {"choices": [{"delta": {"reasoning_content": "hm"}}]}\n\n')
-    assert _FIRST_TEXT.search(b'data: {"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}\n\n')
+    assert not FIRST_TEXT.search(role + empty)
+    assert FIRST_TEXT.search(role + b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n')
+    assert FIRST_TEXT.search(b'data: {"choices": [{"delta": {"reasoning_content": "hm"}}]}\n\n')
+    assert FIRST_TEXT.search(b'data: {"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}\n\n')
     # a delta that closes before a later object's text does not match across it
-    assert not _FIRST_TEXT.search(b'{"delta":{},"x":{"content":"a"}}')
-    assert _text_keys(b'{"content":"a"}', {"content": "a"}) == (b'content":"',)
-    assert _text_keys(b'{"reasoning": "a"}', {"reasoning": "a"}) == (b'content": "', b'"reasoning": "')
+    assert not FIRST_TEXT.search(b'{"delta":{},"x":{"content":"a"}}')
+    assert text_keys(b'{"content":"a"}', {"content": "a"}) == (b'content":"',)
+    assert text_keys(b'{"reasoning": "a"}', {"reasoning": "a"}) == (b'content": "', b'"reasoning": "')
 
 
 def test_bulk_chunks_takes_whole_chunks_and_stops_where_it_must():
-    from tui.core.bench.client import _bulk_chunks
+    from tui.core.bench.http1 import bulk_chunks
 
     evs = [b"data: {\"n\":%d}\n\n" % i for i in range(50)]
     wire = b"".join(_frame(e) for e in evs)
     out: list = []
-    assert _bulk_chunks(wire, 0, out) == len(wire) and out == evs
+    assert bulk_chunks(wire, 0, out) == len(wire) and out == evs
     out = []  # a chunk cut by the end of the read is left to the exact loop
-    assert _bulk_chunks(wire[:-3], 0, out) == len(wire) - len(_frame(evs[-1])) and out == evs[:-1]
+    assert bulk_chunks(wire[:-3], 0, out) == len(wire) - len(_frame(evs[-1])) and out == evs[:-1]
     out = []  # the zero chunk ends the run
-    assert _bulk_chunks(wire + b"0\r\n\r\n", 0, out) == len(wire) and out == evs
+    assert bulk_chunks(wire + b"0\r\n\r\n", 0, out) == len(wire) and out == evs
     out = []  # a CRLF inside a payload shifts the pairs: then an SSE line is no hex size
     odd = _frame(b"data: a\r\n\r\n")
-    assert _bulk_chunks(_frame(evs[0]) + odd + wire, 0, out) == 0 and out == []
+    assert bulk_chunks(_frame(evs[0]) + odd + wire, 0, out) == 0 and out == []
     out = []  # sizes that do not match their payloads: taken up to the first mismatch
-    assert _bulk_chunks(_frame(evs[0]) + b"3\r\nab\r\n" + wire, 0, out) == len(_frame(evs[0])) and out == evs[:1]
-    assert _bulk_chunks(b"zz\r\nxx\r\n", 0, []) == 0
+    assert bulk_chunks(_frame(evs[0]) + b"3\r\nab\r\n" + wire, 0, out) == len(_frame(evs[0])) and out == evs[:1]
+    assert bulk_chunks(b"zz\r\nxx\r\n", 0, []) == 0
 
 
 async def _answer_slowly(watch: bool, monkeypatch):
@@ -470,5 +473,5 @@ async def test_the_watcher_stamps_the_kernels_receive_time_not_its_own_wake_up(m
                 time.sleep(0.15)  # woken, but scheduled late
             return events
 
-    monkeypatch.setattr(bclient.select, "epoll", LateEpoll)
+    monkeypatch.setattr(bfirst.select, "epoll", LateEpoll)
     assert await _answer_slowly(True, monkeypatch) < 0.02

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tui.core.chat.errors import error_code, error_message, is_error_payload, one_line
 from tui.core.chat.events import Error, Reasoning, ToolCall, ToolCallArgs, ToolCallStarted, Usage
 from tui.core.chat.rawtags import RawTagParser
 
@@ -41,10 +42,6 @@ class _Call:
         self.started = False
 
 
-def _one_line(s: Any) -> str:
-    return " ".join(str(s).split())
-
-
 def _as_text(v: Any, field: str) -> str:
     """A delta's text field: a string, or OpenAI content parts (``[{"type": "text", "text": …}]``)."""
     if isinstance(v, str):
@@ -56,21 +53,11 @@ def _as_text(v: Any, field: str) -> str:
 
 
 def error_from_payload(obj: dict) -> Error | None:
-    """The error a stream payload carries, or None."""
-    err = obj.get("error")
-    if err is None and obj.get("object") == "error":
-        err = obj
-    if err is None and "message" in obj and "choices" not in obj:
-        err = obj
-    if err is None:
+    """The error a stream payload carries, or None (:func:`~tui.core.chat.errors.error_message`
+    reads it)."""
+    if not is_error_payload(obj):
         return None
-    if isinstance(err, dict):
-        msg = err.get("message") or err.get("type") or json.dumps(err)
-        code = err.get("code")
-    else:
-        msg, code = err, None
-    status = code if isinstance(code, int) and not isinstance(code, bool) else None
-    return Error(f"server error during generation: {_one_line(msg)}", status, "server")
+    return Error(f"server error during generation: {error_message(obj)}", error_code(obj), "server")
 
 
 class DeltaAssembler:
@@ -90,7 +77,7 @@ class DeltaAssembler:
     def feed(self, obj: Any, out: list) -> Error | None:
         """Read one payload. Returns the Error that ends the turn, if it carried one."""
         if not isinstance(obj, dict):
-            return Error(f"server sent a stream payload that is not a JSON object: {_one_line(obj)[:200]}",
+            return Error(f"server sent a stream payload that is not a JSON object: {one_line(obj)[:200]}",
                          None, "protocol")
         choices = obj.get("choices")
         if "error" in obj or (choices is None and (obj.get("object") == "error" or "message" in obj)):

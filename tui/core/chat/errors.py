@@ -18,8 +18,42 @@ from tui.core.chat.events import Error
 _VLLM_CTX = re.compile(r"maximum context length is (\d+) tokens.*?(?:requested|contains) (\d+) tokens", re.S)
 
 
-def _one_line(s: object) -> str:
+def one_line(s: object) -> str:
+    """``s`` as text on one line (runs of whitespace, newlines included, become one space)."""
     return " ".join(str(s).split())
+
+
+def is_error_payload(obj: object) -> bool:
+    """A stream payload that reports an error instead of a chunk: ``{"error": …}`` (llama.cpp,
+    vLLM ≥ 0.10.1), flat ``{"object": "error", "message": …}`` (older vLLM/SGLang) or a bare
+    ``{"message": …}`` without ``choices`` (very old LightLLM)."""
+    return isinstance(obj, dict) and (obj.get("error") is not None or obj.get("object") == "error"
+                                      or ("message" in obj and "choices" not in obj))
+
+
+def _error_of(obj: object) -> object:
+    err = obj.get("error") if isinstance(obj, dict) else None
+    return obj if err is None else err
+
+
+def error_message(obj: object) -> str:
+    """What a server's error payload says, on one line: the one parser of error payloads, for an
+    event inside a stream and for the JSON body of an HTTP error alike (chat and load generator).
+
+    The error is ``obj["error"]`` when present, else ``obj`` itself (the flat forms); from an
+    object its ``message``, else ``detail`` (FastAPI), else ``type``, else the object as JSON;
+    anything else (a string) as it is."""
+    err = _error_of(obj)
+    if isinstance(err, dict):
+        err = err.get("message") or err.get("detail") or err.get("type") or json.dumps(err)
+    return one_line(err)
+
+
+def error_code(obj: object) -> int | None:
+    """The HTTP status an error payload names (``error.code`` as a number), or None."""
+    err = _error_of(obj)
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def llmdeck_command(registry_path: str | os.PathLike | None) -> str:
@@ -48,7 +82,7 @@ def looks_like_html(body: bytes, content_type: str = "") -> bool:
 def html_page(body: bytes) -> str:
     """An HTML answer in a few words: never the page itself."""
     m = _TITLE.search(body[:64 << 10])
-    title = _one_line(m.group(1).decode("utf-8", "replace"))[:60] if m else ""
+    title = one_line(m.group(1).decode("utf-8", "replace"))[:60] if m else ""
     return f"an HTML page{f' titled {title!r}' if title else ''}, not JSON: another program may be listening there"
 
 
@@ -66,11 +100,9 @@ def _server_message(body: bytes) -> tuple[str, dict]:
     except ValueError:
         if looks_like_html(body):
             return html_page(body), {}
-        return _one_line(text)[:300], {}
+        return one_line(text)[:300], {}
     err = obj.get("error", obj) if isinstance(obj, dict) else obj
-    if isinstance(err, dict):
-        return _one_line(err.get("message") or err.get("detail") or json.dumps(err))[:300], err
-    return _one_line(err)[:300], {}
+    return error_message(obj)[:300], err if isinstance(err, dict) else {}
 
 
 def http_error(status: int, body: bytes, url: str, *, sent_key: bool = False,
@@ -117,7 +149,7 @@ def _causes(exc: BaseException | None):
 
 
 def connect_error(exc: BaseException, url: str, model: str | None = None, cli: str = "llmdeck") -> Error:
-    reason = _one_line(exc) or type(exc).__name__
+    reason = one_line(exc) or type(exc).__name__
     chain = list(_causes(exc))
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in reason.lower():
         reason = "connection refused"
