@@ -32,6 +32,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.ui.widgets.follow import UserScroll
+
 # live Markdown tail length that triggers freezing (segments of SEGMENT/2 or more). Rendering the
 # tail is the biggest cost of a flush and grows faster than its length: at 2,000 a flush took
 # 40-80 ms on a loaded 2-core machine, at 1,000 about 12 ms (benchmarks/bench_tui.py (c)).
@@ -318,8 +320,8 @@ class TextBlock(Block):
 
 # --- the widget ---------------------------------------------------------------------------------
 
-class Transcript(ScrollView, can_focus=True):
-    """Blocks drawn as lines; follows the end until the user scrolls up.
+class Transcript(UserScroll, ScrollView, can_focus=True):
+    """Blocks drawn as lines; follows the end until the user scrolls up (:class:`UserScroll`).
 
     ``following`` is explicit state that only the user's scrolling changes: scrolling up
     (keys, the wheel, dragging the scrollbar) pauses it, scrolling back to the last line (or
@@ -490,7 +492,7 @@ class Transcript(ScrollView, can_focus=True):
 
     def _user_down(self) -> None:
         """Resume when the user has scrolled (back) to the last line."""
-        if not self.following and self.scroll_target_y >= self.max_scroll_y:
+        if not self.following and self.at_end_target:
             self.follow()
 
     def page_up(self) -> None:
@@ -523,22 +525,6 @@ class Transcript(ScrollView, can_focus=True):
 
     def action_scroll_end(self) -> None:
         self.follow()
-
-    def _on_mouse_scroll_up(self, event) -> None:
-        self._user_up()
-        super()._on_mouse_scroll_up(event)
-
-    def _on_mouse_scroll_down(self, event) -> None:
-        super()._on_mouse_scroll_down(event)
-        self._user_down()
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        if self.is_vertical_scrollbar_grabbed:
-            if new < old:
-                self._user_up()
-            elif new >= self.max_scroll_y:
-                self._user_down()
 
     @property
     def line_count(self) -> int:
