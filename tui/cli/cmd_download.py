@@ -22,6 +22,7 @@ import time
 
 from tui.cli.common import load_model
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, is_tty, warn
+from tui.core.verbs import download_refusal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -182,16 +183,9 @@ def cmd_download(args) -> int:
     if found is None:
         return EXIT_USAGE
     reg, model = found
-    if model.engine == "external":
-        error(f"model '{model.name}' is engine external (a server elsewhere): there is nothing to download")
-        return EXIT_USAGE
-    if model.model_path:
-        error(f"model '{model.name}' uses model_path {model.model_path} (local files): there is nothing "
-              "to download; remove model_path and set repo_id to download from the Hub")
-        return EXIT_USAGE
-    if not model.repo_id:
-        error(f"model '{model.name}' has no repo_id in {reg.path}: add one, e.g. "
-              "llmdeck edit %s repo_id=unsloth/GLM-5-GGUF" % model.name)
+    refusal = download_refusal(model, reg.path)  # the TUI's d key follows the same rule
+    if refusal:
+        error(refusal)
         return EXIT_USAGE
     quant = args.quant or model.default_quant
     if not quant:

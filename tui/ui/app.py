@@ -739,31 +739,16 @@ class LlmdeckApp(App):
         name = self.selected
         if name is None or name not in self.registry.models or name not in self.table.shown:
             return False  # no row shown (a filter hides them all): no verb for a row not on screen
-        model = self.registry.models[name]
+        return self.verb_verdict(action, name).allowed
+
+    def verb_verdict(self, verb: str, name: str):
+        """The core's verb rule (tui.core.verbs) for ``name`` as this app knows it now."""
+        from tui.core import verbs
+
         st = self.states.get(name)
-        state = st.state if st else "unknown"
-        if name in self.pending:
-            return None  # greyed while a verb on this model is in flight
-        # verbs that do not apply to the model's state are hidden, so the footer lists
-        # only what applies now
-        if action == "download":
-            if not model.repo_id or model.model_path:
-                return False
-            return None if name in self.downloads else True
-        if action == "delete_files":
-            if not model.repo_id or model.model_path or model.engine == "external":
-                return False
-            if name in self.downloads or (state in RUNNING and state != "stopped"):
-                return None  # greyed: a download or its server uses the files
-            return True
-        if model.engine == "external":
-            return False
-        running = state in RUNNING and state != "stopping"
-        if action == "start":
-            return False if running or state == "stopping" else True
-        if action in ("stop", "restart", "kill"):
-            return True if running or (st is not None and st.restarting_in_s) else False
-        return True
+        return verbs.verdict(verb, self.registry.models[name], st.state if st else "unknown",
+                             busy=self.pending.get(name), downloading=name in self.downloads,
+                             restarting=bool(st is not None and st.restarting_in_s), where=short_path(self.registry.path))
 
     def action_start(self) -> None:
         self._verb("start")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from tui.core import logfiles, modelfiles
 from tui.core.registry import Registry
+from tui.core.verbs import download_refusal
 
 
 class _OnFirstUse:
@@ -287,7 +288,7 @@ class Backend:
     def download_rows(self, name: str) -> dict[str, dict]:
         """Per quant: ``{"status", "bytes_done", "bytes_total"}`` from the disk (no network)."""
         model = self.registry.get(name)
-        if model.engine == "external" or not model.repo_id:
+        if download_refusal(model):  # nothing to download: no quant table (tui.core.verbs)
             return {}
         return modelfiles.download_status(self.registry, model)
 

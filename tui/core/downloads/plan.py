@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from tui.core import modelfiles
 from tui.core.downloads import gguf, hub
 from tui.core.downloads.errors import DownloadError, HubError, NotEnoughSpace
+from tui.core.verbs import download_refusal
 
 if TYPE_CHECKING:
     from tui.core.registry import Model, Registry
@@ -286,9 +287,9 @@ def make_plan(registry: "Registry", model: "Model", quant: str | None = None, *,
     ``token``: None means the user's token (``HF_TOKEN`` or the token file).
     Raises :class:`DownloadError` (one line) on a bad model/quant or a Hub refusal.
     """
-    if not model.repo_id:
-        raise DownloadError(f"model '{model.name}' has no repo_id in {registry.path}: add one "
-                            "(e.g. \"repo_id\": \"unsloth/GLM-5-GGUF\") to download it")
+    refusal = download_refusal(model, registry.path)  # external, model_path, no repo_id (tui.core.verbs)
+    if refusal:
+        raise DownloadError(refusal)
     qname = quant or model.default_quant
     if not qname:
         known = ", ".join(model.quants) or "none"
