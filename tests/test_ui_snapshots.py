@@ -7,6 +7,9 @@ written by the test. Update after an intended change: ``pytest tests/test_ui_sna
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
+
 import pytest
 import ui_fakes as F
 from textual.widgets import Input
@@ -15,9 +18,6 @@ from ui_helpers import make_app, wait_until
 from tui.core.chat import events as ev
 
 pytestmark = pytest.mark.timeout(120)
-
-SIZES = [(80, 24), (160, 48)]
-
 
 @pytest.fixture(autouse=True)
 def _no_blink(monkeypatch):
@@ -41,16 +41,6 @@ async def settled(pilot, app, name="glm-5"):
     await pilot.pause(0.1)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_main_screen(snap_compare, tmp_path, monkeypatch, size):
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
-
-
 CHAT = [
     ev.Reasoning("The user asks for the capital of France. "), ev.Reasoning("That is Paris; answer briefly."),
     ev.Content("The capital of France is **Paris**.\n\n"),
@@ -65,150 +55,112 @@ TOOL = [
 ]
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_chat_thinking_collapsed_and_tool_call(snap_compare, tmp_path, monkeypatch, size):
-    session = F.FakeChatSession([list(CHAT), list(TOOL)])
-    app, be = app_for(tmp_path, monkeypatch, chat={"glm-5": session})
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("c")
-        pane = app.chat_deck.panes["glm-5"]
-        await wait_until(pilot, lambda: pane.ready)
-        await pilot.press(*"capital of France?", "enter")
-        await wait_until(pilot, lambda: pane.turn is not None and not pane.generating, what="first reply")
-        await pilot.press(*"weather there?", "enter")
-        await wait_until(pilot, lambda: not pane.generating and pane.pending_tools, what="tool call")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+@dataclass(frozen=True)
+class Until:
+    """A step: wait until ``pred(app)`` holds."""
+    pred: object
+    what: str = "condition"
 
 
-def test_thoughts_expanded(snap_compare, tmp_path, monkeypatch):
-    session = F.FakeChatSession([list(CHAT)])
-    app, be = app_for(tmp_path, monkeypatch, chat={"glm-5": session})
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("c")
-        pane = app.chat_deck.panes["glm-5"]
-        await wait_until(pilot, lambda: pane.ready)
-        await pilot.press(*"capital of France?", "enter")
-        await wait_until(pilot, lambda: pane.turn is not None and not pane.generating, what="reply")
-        await pilot.press("ctrl+y")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+@dataclass(frozen=True)
+class Do:
+    """A step: call ``fn(app, tmp_path)`` (awaited when it is a coroutine function)."""
+    fn: object
 
 
-def test_help_screen(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("question_mark")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-
-
-def test_crashed_model_details(snap_compare, tmp_path, monkeypatch):
-    from tui.ui.screens.detail import DetailScreen
-
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("j", "j")
-        await wait_until(pilot, lambda: app.log_pane.model == "glm-4.7-flash" and app.log_pane.lines_written >= 5)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+@dataclass(frozen=True)
+class Case:
+    """A screen: on the settled main screen, ``steps`` in order (a str is a key pressed), then
+    a short pause and the shot. ``chat``: glm-5's scripted replies; ``log``: lines appended
+    to glm-5's log before the app starts."""
+    steps: tuple = ()
+    size: tuple = (80, 24)
+    chat: tuple = ()
+    log: str = ""
 
 
-def test_gauges_pane(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("4")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+def glm_pane(app):
+    return app.chat_deck.panes["glm-5"]
 
 
-def test_logs_paused_with_badge(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-    log = tmp_path / "logs" / "glm-5.log"
-    with open(log, "a") as fh:
-        fh.write("".join(f"0.02.{i:03d}.000 I slot update_slots: id 0 | task {i} | prompt done\n" for i in range(40)))
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await wait_until(pilot, lambda: app.log_pane.lines_written >= 47)
-        await pilot.press("l", "k", "k", "k")
-        with open(log, "a") as fh:
-            fh.write("".join(f"0.03.{i:03d}.000 E srv  send_error: task {i}: error: request cancelled\n"
-                             for i in range(12)))
-        await wait_until(pilot, lambda: app.log_pane.feed.waiting == 12, what="waiting lines")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+def ask(text: str, until) -> tuple:
+    return ("c", Until(lambda app: glm_pane(app).ready, "chat pane ready"), *text, "enter", until)
 
 
-def test_logs_search_with_current_match(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-    log = tmp_path / "logs" / "glm-5.log"
-    with open(log, "a") as fh:
-        fh.write("".join(f"0.02.{i:03d}.000 I slot update_slots: id {i % 4} | task {i} | prompt done\n"
-                         for i in range(40)))
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await wait_until(pilot, lambda: app.log_pane.lines_written >= 47)
-        await pilot.press("l", "slash", *"id 3", "enter", "n")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+def reply_done(app) -> bool:
+    return glm_pane(app).turn is not None and not glm_pane(app).generating
 
 
-def test_download_in_progress(snap_compare, tmp_path, monkeypatch):
+def log_lines(fmt: str, n: int) -> str:
+    return "".join(fmt.format(i=i, id=i % 4) + "\n" for i in range(n))
+
+
+def append_errors(app, tmp_path) -> None:
+    with open(tmp_path / "logs" / "glm-5.log", "a") as fh:
+        fh.write(log_lines("0.03.{i:03d}.000 E srv  send_error: task {i}: error: request cancelled", 12))
+
+
+async def show_a_download(app, tmp_path) -> None:
     from tui.ui.widgets.downloads import Job
 
-    app, be = app_for(tmp_path, monkeypatch)
+    await app.downloads_pane.update_job(Job("glm-5", "UD-IQ2_XXS", total=241 * 10**9, done=int(65.5 * 2**30),
+                                            speed=112 * 2**20, eta=2240.0, status="downloading"))
+
+
+def detail_screen(app) -> bool:
+    from tui.ui.screens.detail import DetailScreen
+
+    return isinstance(app.screen, DetailScreen)
+
+
+CHAT_AND_TOOL = (ask("capital of France?", Until(reply_done, "first reply"))
+                 + ask("weather there?", Until(lambda app: not glm_pane(app).generating and glm_pane(app).pending_tools,
+                                               "tool call"))[2:])  # the pane is open: no c, no wait for it
+SLOTS = log_lines("0.02.{i:03d}.000 I slot update_slots: id 0 | task {i} | prompt done", 40)
+CASES = {
+    "main_screen-80x24": Case(),
+    "main_screen-160x48": Case(size=(160, 48)),
+    "chat_thinking_collapsed_and_tool_call-80x24": Case(CHAT_AND_TOOL, chat=(CHAT, TOOL)),
+    "chat_thinking_collapsed_and_tool_call-160x48": Case(CHAT_AND_TOOL, size=(160, 48), chat=(CHAT, TOOL)),
+    "thoughts_expanded": Case(ask("capital of France?", Until(reply_done, "reply")) + ("ctrl+y",), chat=(CHAT,)),
+    "help_screen": Case(("question_mark",)),
+    "crashed_model_details": Case((
+        "j", "j", Until(lambda app: app.log_pane.model == "glm-4.7-flash" and app.log_pane.lines_written >= 5),
+        "enter", Until(detail_screen, "the details screen"))),
+    "gauges_pane": Case(("4",)),
+    "logs_paused_with_badge": Case((
+        Until(lambda app: app.log_pane.lines_written >= 47), "l", "k", "k", "k", Do(append_errors),
+        Until(lambda app: app.log_pane.feed.waiting == 12, "waiting lines")), log=SLOTS),
+    "logs_search_with_current_match": Case((
+        Until(lambda app: app.log_pane.lines_written >= 47), "l", "slash", *"id 3", "enter", "n"),
+        log=log_lines("0.02.{i:03d}.000 I slot update_slots: id {id} | task {i} | prompt done", 40)),
+    "download_in_progress": Case(("3", Do(show_a_download))),
+    "kill_confirmation": Case(("K",)),
+    "filter": Case((
+        "slash", "q", "w", Until(lambda app: app.table.shown == ["qwen3.5"]),
+        Until(lambda app: app.log_pane.model == "qwen3.5" and app.log_pane.lines_written >= 5))),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_screen(snap_compare, tmp_path, monkeypatch, case):
+    chat = {"glm-5": F.FakeChatSession([list(script) for script in case.chat])} if case.chat else None
+    app, be = app_for(tmp_path, monkeypatch, chat=chat)
+    if case.log:
+        with open(tmp_path / "logs" / "glm-5.log", "a") as fh:
+            fh.write(case.log)
 
     async def run_before(pilot):
         await settled(pilot, app)
-        await pilot.press("3")
-        job = Job("glm-5", "UD-IQ2_XXS", total=241 * 10**9, done=int(65.5 * 2**30), speed=112 * 2**20,
-                  eta=2240.0, status="downloading")
-        await app.downloads_pane.update_job(job)
+        for step in case.steps:
+            if isinstance(step, str):
+                await pilot.press(step)
+            elif isinstance(step, Until):
+                await wait_until(pilot, lambda: step.pred(app), what=step.what)
+            else:
+                done = step.fn(app, tmp_path)
+                if inspect.isawaitable(done):
+                    await done
         await pilot.pause(0.2)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-
-
-def test_kill_confirmation(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("K")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
-
-
-def test_filter(snap_compare, tmp_path, monkeypatch):
-    app, be = app_for(tmp_path, monkeypatch)
-
-    async def run_before(pilot):
-        await settled(pilot, app)
-        await pilot.press("slash", "q", "w")
-        await wait_until(pilot, lambda: app.table.shown == ["qwen3.5"])
-        await wait_until(pilot, lambda: app.log_pane.model == "qwen3.5" and app.log_pane.lines_written >= 5)
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(app, terminal_size=case.size, run_before=run_before)
