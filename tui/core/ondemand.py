@@ -10,11 +10,17 @@ Decisions where the issue is silent:
   current run started (``ModelState.since``): a model started by hand and never asked counts
   its ``ttl_s`` from its start, and a router that has just started does not stop at once what
   it never saw used (:func:`idle_to_stop`).
-* **Memory** is one pool: the free VRAM of all GPUs together (NVML) or, on a machine without
-  GPUs, the available RAM; a running model's estimate is what stopping it gives back. With
-  ``memory_limit_gib`` the sum of the running models' estimates plus the new one must also stay
-  under it. A model whose need is not known (memfit reports its KV cache as not estimated) is
-  taken to need all the free memory: every model that may be stopped is (:func:`plan_start`).
+* **Memory** is counted per GPU (NVML), not as one pool: a model spread over several GPUs
+  (llama.cpp's default layer split) needs at most the sum of its GPUs' free memory, one with
+  fixed shares (``tensor_split``; one GPU by ``split_mode: none`` / ``CUDA_VISIBLE_DEVICES``)
+  its share on each (:func:`placement`, :func:`plan_start`). Stopping a model gives back what
+  NVML says its server holds on each GPU (its estimate when NVML does not say). A model on the
+  CPU (``n_gpu_layers`` 0), or any model on a machine without GPUs, is judged against the
+  available RAM. With ``memory_limit_gib`` the sum of the running models' estimates plus the
+  new one must also stay under it. A model whose need is not known (memfit reports its KV
+  cache as not estimated) is taken to need all the free memory of its GPUs: every model there
+  that may be stopped is. Parts a model offloads to the CPU (``n_cpu_moe``, ``override_tensor``)
+  are not told apart: its whole estimate is compared with its GPUs' free memory.
 * **Least recently used** orders by the same "idle since" time.
 * ``swap_group`` applies whoever starts: the router stops the others of the group before a
   start it makes; ``llmdeck start`` and the TUI do the same (:func:`stop_group_for`), refusing
@@ -74,6 +80,7 @@ class Plan:
     fits: bool = True  # after stop (+ wait_for), is there room?
     reasons: dict[str, str] = field(default_factory=dict)  # model -> why it stops
     note: str = ""  # the memory figures, for messages
+    memory: dict | None = None  # the figures the decision used (bytes), for the router's events
 
     @property
     def ok_now(self) -> bool:
@@ -132,16 +139,109 @@ def gib(n: float | None) -> str:
     return "unknown" if n is None else f"{n / GIB:.1f} GiB"
 
 
+@dataclass(frozen=True)
+class Memory:
+    """Free memory as one decision reads it: per GPU (NVML index → bytes a new allocation can
+    have; None: no GPU reading), available RAM, and what each running model holds on each GPU
+    now (NVML's per-process figures for its server's process tree; a model missing here is
+    taken to give back its estimate, spread as it would be placed)."""
+
+    gpu_free: dict[int, int] | None
+    ram_available: int | None = None
+    used_by: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"gpu_free_bytes": ({str(g): b for g, b in sorted(self.gpu_free.items())}
+                                   if self.gpu_free is not None else None),
+                "ram_available_bytes": self.ram_available,
+                "used_by_bytes": {n: {str(g): b for g, b in sorted(d.items())} for n, d in sorted(self.used_by.items())}}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's server puts its memory, from its registry entry (:func:`placement`).
+
+    ``visible``: the NVML indexes of the GPUs it may use (``CUDA_VISIBLE_DEVICES``; None: all);
+    ``split``: fixed fractions over the visible GPUs (``tensor_split``, or ``split_mode: none``
+    = all on ``main_gpu``); None: llama.cpp spreads layers over every visible GPU, so the sum
+    of their free memory counts; ``ram``: it runs on the CPU (``n_gpu_layers`` 0, no visible
+    GPU) and is judged against available RAM."""
+
+    visible: tuple[int, ...] | None = None
+    split: tuple[float, ...] | None = None
+    ram: bool = False
+
+    def resolve(self, gpus: list[int]) -> tuple[list[int], dict[int, float] | None]:
+        """(the GPUs it uses, fixed share per GPU or None for the sum rule), given the GPUs
+        NVML reads. Visible indexes NVML does not have are dropped (all, if none is left)."""
+        vis = [g for g in (self.visible if self.visible is not None else gpus) if g in gpus] or list(gpus)
+        if self.split is None:
+            return vis, None
+        shares = {vis[i]: f for i, f in enumerate(self.split) if i < len(vis) and f > 0}
+        total = sum(shares.values())
+        if not shares or total <= 0:
+            return vis, None
+        return sorted(shares), {g: f / total for g, f in shares.items()}
+
+
+def placement(model) -> Placement:
+    """A registry model's :class:`Placement` (llama-server's flags; other engines: every GPU,
+    sum rule). ``CUDA_VISIBLE_DEVICES`` is read as NVML indexes (true when CUDA orders devices
+    by PCI bus, as ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` does and as a box of one GPU model always
+    does); UUIDs or other forms count as every GPU."""
+    params = getattr(model, "params", None) or {}
+    env = getattr(model, "env", None) or {}
+    visible: tuple[int, ...] | None = None
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if isinstance(cvd, str):
+        items = [x.strip() for x in cvd.split(",") if x.strip()]
+        if not items or items[0] == "-1":
+            return Placement(ram=True)
+        if all(x.isdigit() for x in items):
+            visible = tuple(int(x) for x in items)
+    if getattr(model, "engine", "llama-server") != "llama-server":
+        return Placement(visible)
+    if params.get("n_gpu_layers") == 0 or str(params.get("device", "")).strip().lower() == "none":
+        return Placement(ram=True)
+    if str(params.get("split_mode", "")).lower() == "none":
+        main = params.get("main_gpu") if isinstance(params.get("main_gpu"), int) else 0
+        return Placement(visible, tuple(1.0 if i == main else 0.0 for i in range(main + 1)))
+    ts = params.get("tensor_split")
+    if ts is not None:
+        try:
+            split = tuple(float(x) for x in (ts.replace("/", ",").split(",") if isinstance(ts, str) else ts))
+        except (TypeError, ValueError):
+            split = None
+        if split and any(f > 0 for f in split):
+            return Placement(visible, split)
+    return Placement(visible)
+
+
 def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple[str, float | None]],
-               usage: dict[str, Usage], need: dict[str, int | None], free: int | None,
-               limit: int | None = None) -> Plan:
+               usage: dict[str, Usage], need: dict[str, int | None], free: int | Memory | None,
+               limit: int | None = None, placements: dict[str, Placement] | None = None) -> Plan:
     """What must stop before ``target`` starts: the others of its swap group, then idle
-    evictable models, least recently used first, until its ``need`` fits ``free`` memory (bytes
-    free now, None: not known, memory not checked) and ``limit`` (bytes, the sum of running
-    models' needs, None: none). ``need``: model -> estimated bytes (None: not estimated)."""
+    evictable models, least recently used first, until its ``need`` fits and stays under
+    ``limit`` (bytes, the sum of running models' needs, None: none). ``need``: model →
+    estimated bytes (None: not estimated).
+
+    ``free``: a :class:`Memory` (per GPU), a plain number of bytes (one pool: RAM on a machine
+    without GPUs), or None (memory not checked). Per GPU, with ``placements`` (model →
+    :class:`Placement`, default: every GPU, sum rule):
+
+    * a model spread over several GPUs (the default layer split) fits when its need is at most
+      the sum of its GPUs' free memory; one with fixed shares (``tensor_split``, one GPU by
+      ``split_mode: none`` or ``CUDA_VISIBLE_DEVICES``) when each GPU holds its share — so a
+      single-GPU model must fit on that one GPU, never on free memory spread over others;
+    * stopping a model gives back what NVML says it holds on each GPU (``Memory.used_by``), or
+      else its estimate placed the same way;
+    * a candidate is stopped only if that lowers the shortfall on the target's GPUs: a model
+      on another GPU is left running.
+    """
     plan = Plan(target)
     pol = policies.get(target, Policy())
     running = {n: st for n, st in states.items() if n != target and st[0] in RUNNING}
+    places = placements or {}
 
     def take(name: str, why: str) -> None:
         if name in plan.stop or name in plan.wait_for or name in plan.blocked_by:
@@ -167,35 +267,80 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
                  key=lambda n: (bool(usage.get(n) and usage[n].in_flight), idle_since(usage.get(n), running[n][1])))
     # idle ones first (least recently used first); one in use only when they are not enough
 
-    def freed() -> int:
-        return sum(need.get(n) or 0 for n in plan.stop + plan.wait_for)
+    mem = free if isinstance(free, Memory) else None
+    pool = None if isinstance(free, Memory) else free
+    all_gpus = sorted(mem.gpu_free) if mem is not None and mem.gpu_free else []
+    place = places.get(target, Placement())
+    on_gpu = bool(all_gpus) and not place.ram
+    gpus, shares = place.resolve(all_gpus) if on_gpu else ([], None)
+    if mem is not None and not on_gpu:
+        pool = mem.ram_available  # on the CPU, or no GPU reading: available RAM
 
-    def short() -> int | None:
-        """Bytes still missing (<= 0: fits); None: need not known."""
+    def gives_back(n: str) -> dict[int, float]:
+        """GPU → bytes stopping ``n`` frees (key -1: RAM)."""
+        pn = places.get(n, Placement())
+        if mem is not None and n in mem.used_by:
+            return dict(mem.used_by[n])
+        est = need.get(n) or 0
+        if not all_gpus or pn.ram:
+            return {-1: est}
+        g_n, sh_n = pn.resolve(all_gpus)
+        return {g: est * (sh_n[g] if sh_n else 1 / len(g_n)) for g in (sh_n or g_n)}
+
+    def deficit(chosen: list[str]) -> float | None:
+        """Bytes still missing over every constraint (0: fits); None: need not known."""
         if want is None:
             return None
-        miss = 0
-        if free is not None:
-            miss = want - (free + freed())
+        back: dict[int, float] = {}
+        for n in chosen:
+            for g, b in gives_back(n).items():
+                back[g] = back.get(g, 0) + b
+        miss = 0.0
+        if on_gpu and mem is not None:
+            if shares is None:
+                miss += max(0.0, want - sum(mem.gpu_free[g] + back.get(g, 0) for g in gpus))
+            else:
+                miss += sum(max(0.0, want * f - (mem.gpu_free[g] + back.get(g, 0))) for g, f in shares.items())
+        elif pool is not None:
+            freed = back.get(-1, 0) if mem is not None else sum(back.values())
+            miss += max(0.0, want - (pool + freed))
         if limit is not None:
-            used = sum(need.get(n) or 0 for n in running) - freed()
-            miss = max(miss, used + want - limit)
+            used = sum(need.get(n) or 0 for n in running) - sum(need.get(n) or 0 for n in chosen)
+            miss += max(0.0, used + want - limit)
         return miss
 
-    if want is None:  # not estimated: all the free memory; every model that may go, goes
+    where = ""
+    have = pool
+    if on_gpu and mem is not None:
+        have = sum(mem.gpu_free[g] for g in gpus)
+        rule = "each GPU its share" if shares is not None else ("its GPUs together" if len(gpus) > 1 else "")
+        where = (f" on GPU {gpus[0]}" if len(gpus) == 1 else
+                 f" on GPUs {','.join(map(str, gpus))} ({' + '.join(gib(mem.gpu_free[g]) for g in gpus)}"
+                 + (f", {rule}" if rule else "") + ")")
+    elif mem is not None:
+        where = " in RAM" if all_gpus else " in RAM (no GPU reading)"
+    plan.memory = {"need_bytes": want, "gpus": gpus, "rule": ("ram" if not on_gpu else
+                                                               "shares" if shares is not None else "sum"),
+                   "shares": {str(g): round(f, 4) for g, f in (shares or {}).items()} or None,
+                   "limit_bytes": limit, **(mem.to_json() if mem is not None else {"pool_bytes": pool})}
+
+    if want is None:  # not estimated: all the free memory of its GPUs; every model there that may go, goes
         for n in lru:
-            take(n, f"{target}'s memory need is not estimated: it is given all the free memory")
-        plan.note = f"{target}'s memory need is not estimated (memfit), so it takes all the free memory"
+            if not gpus or any(g in gpus for g in gives_back(n)) or -1 in gives_back(n):
+                take(n, f"{target}'s memory need is not estimated: it is given all the free memory{where}")
+        plan.note = f"{target}'s memory need is not estimated (memfit), so it takes all the free memory{where}"
         return plan
+    why = (f"{target} needs {gib(want)}, {gib(have)} free{where}" if have is not None else f"{target} needs {gib(want)}"
+           ) + (f" under memory_limit_gib {gib(limit)}" if limit is not None else "")
     for n in lru:
-        m = short()
-        if m is None or m <= 0:
+        now_miss = deficit(plan.stop + plan.wait_for)
+        if now_miss is None or now_miss <= 0:
             break
-        take(n, f"{target} needs {gib(want)}, {gib(free)} free"
-             + (f" under memory_limit_gib {gib(limit)}" if limit is not None else ""))
-    m = short()
+        if deficit(plan.stop + plan.wait_for + [n]) < now_miss:  # stopping it helps
+            take(n, why)
+    m = deficit(plan.stop + plan.wait_for)
     plan.fits = m is None or m <= 0
-    plan.note = (f"{target} needs {gib(want)}; free {gib(free)}"
+    plan.note = (f"{target} needs {gib(want)}; free {gib(have)}{where}"
                  + (f", memory_limit_gib {gib(limit)} with {gib(sum(need.get(n) or 0 for n in running))} in use"
                     if limit is not None else ""))
     return plan

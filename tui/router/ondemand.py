@@ -94,6 +94,7 @@ class OnDemand:
         self._starts: dict[str, asyncio.Task] = {}
         self._stopping: dict[str, asyncio.Task] = {}
         self._needs: dict[tuple, int | None] = {}
+        self.decisions: dict[str, dict | None] = {}  # model -> memory figures of its last start decision
         self.events: collections.deque = collections.deque(maxlen=EVENTS_KEPT)
         self._ticker: asyncio.Task | None = None
         self._bg: set[asyncio.Task] = set()
@@ -126,22 +127,57 @@ class OnDemand:
             self._needs[key] = _estimate(reg, name)
         return self._needs[key]
 
-    def _free(self) -> int | None:
-        from tui.core import memfit
+    def _memory(self, running: list[str]) -> od.Memory | None:
+        """Free memory now, per GPU (NVML, one read) and RAM, and what each running model's
+        server holds on each GPU (NVML's per-process figures over its process tree). Blocking:
+        run in a worker thread. None when nothing could be read."""
+        import psutil
+
+        from tui.core import supervisor
+        from tui.core.telemetry import procs
 
         try:
-            mach = memfit.machine(self.gpu_source)
+            src = self.gpu_source or _gpu_source()
+            reading = src.read()
+            ram = int(psutil.virtual_memory().available)
         except Exception:
             return None
-        return sum(mach.gpu_free) if mach.gpu_free else mach.ram_available
+        if not reading.ok:
+            return od.Memory(None, ram)
+        gpus = {g.index: (g.mem_free if g.mem_free is not None else max(0, g.mem_total - g.mem_used))
+                for g in reading.gpus if g.state == "ok" and g.mem_total is not None and g.mem_used is not None}
+        if not gpus:
+            return od.Memory(None, ram)
+        used_by: dict[str, dict[int, int]] = {}
+        reg = self.reg()
+        try:
+            table = procs.ProcessTable(rescan_every=0)
+            table.refresh()
+            foreign = procs.foreign_gpu_pids(reading, table)
+            for n in running:
+                pid = supervisor.state_of(reg, n, probe=False).pid
+                tree = table.tree(pid) if pid else []
+                if tree:
+                    _, by_gpu, _ = procs.attribute_vram(tree, reading, foreign)
+                    if by_gpu:
+                        used_by[n] = dict(by_gpu)
+        except Exception:
+            pass  # the estimates stand in
+        return od.Memory(gpus, ram, used_by)
 
     def _limit(self) -> int | None:
         lim = self.reg().settings.memory_limit_gib
         return int(lim * od.GIB) if lim is not None else None
 
     # --- events ------------------------------------------------------------------------------
-    def event(self, model: str, action: str, reason: str) -> None:
-        self.events.append({"at": round(time.time(), 3), "model": model, "action": action, "reason": reason})
+    def event(self, model: str, action: str, reason: str, memory: dict | None = None) -> None:
+        """Record one thing the router did (the run file's ``events``; stderr). ``memory``: the
+        figures the decision that led to it read (bytes: free per GPU, RAM, the need, what
+        each running model held), for a start and for a model stopped to make room."""
+        e = {"at": round(time.time(), 3), "model": model, "action": action, "reason": reason}
+        if memory is not None:
+            e["memory"] = memory
+        self.events.append(e)
         print(f"llmdeck serve: {action} {model}: {reason}", file=sys.stderr, flush=True)
         self.write_run_file()
 
@@ -234,7 +270,7 @@ class OnDemand:
             try:
                 self.starts_made += 1
                 await asyncio.to_thread(supervisor.start, reg, name)
-                self.event(name, "started", why)
+                self.event(name, "started", why, self.decisions.pop(name, None))
             except supervisor.SupervisorError as exc:
                 if "already" not in str(exc):  # started meanwhile by someone else: wait for it
                     raise Refusal(502, f"model '{name}' could not be started: {exc}", "start_failed") from None
@@ -265,7 +301,12 @@ class OnDemand:
             pols = self.policies()
             states = await self._states(fresh=True)
             need = {n: self._need(n) for n in pols if n == name or states.get(n, ("", 0))[0] in od.RUNNING}
-            plan = od.plan_start(name, pols, states, self.usage, need, self._free(), self._limit())
+            running = [n for n in need if n != name]
+            mem = await asyncio.to_thread(self._memory, running)
+            reg = self.reg()
+            places = {n: od.placement(reg.models[n]) for n in need}
+            plan = od.plan_start(name, pols, states, self.usage, need, mem, self._limit(), places)
+            self.decisions[name] = plan.memory
             if plan.blocked_by:
                 held = ", ".join(plan.blocked_by)
                 raise Refusal(503, f"model '{name}' cannot start: {held} (keep_loaded) would have to stop "
@@ -274,7 +315,7 @@ class OnDemand:
             if preload and (plan.stop or plan.wait_for or not plan.fits):
                 raise Refusal(503, f"not preloaded: {plan.note or 'it would stop ' + ', '.join(plan.stop + plan.wait_for)}")
             for n in plan.stop:
-                await self.stop_model(n, "swapped out", plan.reasons[n])
+                await self.stop_model(n, "swapped out", plan.reasons[n], memory=plan.memory)
             if plan.wait_for:
                 if time.monotonic() > deadline:
                     busy = ", ".join(f"{n} ({self.usage[n].in_flight} request(s) in flight)" for n in plan.wait_for)
@@ -290,7 +331,8 @@ class OnDemand:
             return
 
     # --- stopping ------------------------------------------------------------------------------
-    async def stop_model(self, name: str, action: str, reason: str, *, wait_idle: bool = False) -> bool:
+    async def stop_model(self, name: str, action: str, reason: str, *, wait_idle: bool = False,
+                         memory: dict | None = None) -> bool:
         """Stop ``name`` unless a request is in flight (with ``wait_idle``: wait until none is).
         Returns whether it was stopped (or was being stopped)."""
         from tui.core import supervisor
@@ -310,7 +352,7 @@ class OnDemand:
         task = self._stopping[name] = asyncio.ensure_future(asyncio.to_thread(supervisor.stop, reg, name))
         try:
             await asyncio.shield(task)
-            self.event(name, action, reason)
+            self.event(name, action, reason, memory)
         finally:
             self._stopping.pop(name, None)
             await self.table.refresh()
