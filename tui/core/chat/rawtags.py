@@ -13,7 +13,10 @@ Formats (llama-server-protocol.md sections 10 and 16):
 
 The three tool-call forms are told apart by what follows ``<tool_call>`` (``{``, ``<function=``,
 anything else), so every model's calls are recognised whether or not ``tool_call_parser`` is
-set; ``reasoning_parser`` only decides whether the output starts in reasoning.
+set; ``reasoning_parser`` only decides whether the output starts in reasoning. This module
+reads the thinking and the answer and dispatches each call to its format's reader, one module
+per format: :mod:`~tui.core.chat.rawcall_glm`, :mod:`~tui.core.chat.rawcall_hermes`,
+:mod:`~tui.core.chat.rawcall_qwen` (what they share: :mod:`~tui.core.chat.rawcall`).
 
 How it stays stable: per fragment the pending tail is prepended, the earliest complete marker
 valid in the current state is acted on, and when none is left only the longest suffix that is
@@ -49,120 +52,24 @@ Decided where the issue is silent:
 
 from __future__ import annotations
 
-import ast
-import json
-import re
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-from tui.core.chat.events import Content, Reasoning, ToolCall, ToolCallArgs, ToolCallStarted
+from tui.core.chat.events import Content, Reasoning
+from tui.core.chat.rawcall import TOOL_OPEN, RawCall, earliest, hold_len, tool_schemas
+from tui.core.chat.rawcall import convert_value, schema_kind  # noqa: F401 (importable from here as before)
+from tui.core.chat.rawcall_glm import GlmCall
+from tui.core.chat.rawcall_hermes import HermesCall
+from tui.core.chat.rawcall_qwen import QwenXmlCall
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-TOOL_OPEN = "<tool_call>"
-TOOL_CLOSE = "</tool_call>"
-ARG_KEY = "<arg_key>"
-ARG_KEY_END = "</arg_key>"
-ARG_VALUE = "<arg_value>"
-ARG_VALUE_END = "</arg_value>"
-FUNCTION = "<function="
-FUNCTION_END = "</function>"
-PARAMETER = "<parameter="
-PARAMETER_END = "</parameter>"
 
 #: reasoning_parser values whose chat template opens thinking in the prompt
 FORCED_THINKING_PARSERS = frozenset({"glm45", "qwen3", "deepseek_r1"})
 
 _CONTENT, _REASONING, _TOOL = 0, 1, 2
-# tool sub-states
-(_T_START, _G_NAME, _G_KEY, _G_BETWEEN, _G_VALUE, _G_AFTER,
- _Q_NAME, _Q_BODY, _Q_KEY, _Q_VALUE, _Q_END, _HERMES) = range(12)
-
-_HERMES_NAME = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _WS = " \t\r\n"
-
-
-def _json_text(s: str) -> str:
-    """``s`` as the inside of a JSON string (per character, so chunks concatenate)."""
-    return json.dumps(s, ensure_ascii=False)[1:-1]
-
-
-def _hold_len(buf: str, markers: tuple[str, ...]) -> int:
-    """Length of the longest suffix of ``buf`` that is a proper prefix of a marker."""
-    longest = max(len(m) for m in markers)
-    i = buf.find("<", max(0, len(buf) - longest + 1))
-    while i != -1:
-        tail = buf[i:]
-        for m in markers:
-            if m.startswith(tail):
-                return len(buf) - i
-        i = buf.find("<", i + 1)
-    return 0
-
-
-def _earliest(buf: str, markers: tuple[str, ...]) -> tuple[int, str]:
-    best, which = -1, ""
-    for m in markers:
-        i = buf.find(m)
-        if i != -1 and (best == -1 or i < best):
-            best, which = i, m
-    return best, which
-
-
-def schema_kind(schema: Any) -> str | None:
-    """``"string"`` when a JSON-schema fragment admits a string, ``"other"`` when it names
-    only other types, None when it says nothing."""
-    if not isinstance(schema, dict):
-        return None
-    t = schema.get("type")
-    if isinstance(t, str):
-        return "string" if t == "string" else "other"
-    if isinstance(t, list) and t:
-        return "string" if "string" in t else "other"
-    for key in ("anyOf", "oneOf"):
-        alts = schema.get(key)
-        if isinstance(alts, list) and alts:
-            kinds = [schema_kind(a) for a in alts]
-            if "string" in kinds:
-                return "string"
-            if all(k == "other" for k in kinds):
-                return "other"
-    if "enum" in schema and all(isinstance(v, str) for v in schema["enum"] or [None]):
-        return "string"
-    return None
-
-
-def convert_value(raw: str, kind: str | None) -> Any:
-    """A buffered XML argument value as JSON: see the module docstring."""
-    if kind == "string":
-        return raw
-    s = raw.strip()
-    try:
-        return json.loads(s)
-    except ValueError:
-        pass
-    if kind == "other":
-        try:
-            v = ast.literal_eval(s)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            pass
-        else:
-            if isinstance(v, (dict, list, str, int, float, bool, type(None))):
-                return v
-    return raw
-
-
-def tool_schemas(tools: list | None) -> dict[str, dict]:
-    """OpenAI tool definitions → ``{function name: {parameter: schema}}``."""
-    out: dict[str, dict] = {}
-    for t in tools or []:
-        fn = t.get("function") if isinstance(t, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-            params = fn.get("parameters")
-            props = params.get("properties") if isinstance(params, dict) else None
-            out[fn["name"]] = props if isinstance(props, dict) else {}
-    return out
 
 
 def _random_id(index: int) -> str:
@@ -197,7 +104,7 @@ class RawTagParser:
             self._r_think_ok = False
             self._think_ok = True     # "<think>" honoured once, at the start
         self._c_strip = True
-        self._reset_call()
+        self._call: RawCall | None = None  # the tool call being read
 
     # --- public -------------------------------------------------------------------------
 
@@ -240,11 +147,9 @@ class RawTagParser:
                 out.append(Reasoning(buf))
             self.reasoning_unterminated = True
         else:
-            self._block.append(buf)
-            if self._sub == _Q_END:
-                self._close_call(out)
-            else:
-                self._fail_call(out)
+            self._call.block.append(buf)
+            self._call.finish(out)
+            self._call = None
         self._state = _CONTENT
         self._c_strip = True
 
@@ -288,7 +193,7 @@ class RawTagParser:
             self._c_strip = False
             self._start_call()
             return buf[i + len(TOOL_OPEN):]
-        h = _hold_len(buf, (TOOL_OPEN,))
+        h = hold_len(buf, (TOOL_OPEN,))
         if h < len(buf):
             out.append(Content(buf[:len(buf) - h]))
             self._emitted_any = True
@@ -312,7 +217,7 @@ class RawTagParser:
                     return None
                 self._r_think_ok = False
         markers = (THINK_CLOSE, TOOL_OPEN) if self.tool_call_ends_reasoning else (THINK_CLOSE,)
-        i, m = _earliest(buf, markers)
+        i, m = earliest(buf, markers)
         if i != -1:
             text = buf[:i].rstrip()
             if text:
@@ -329,7 +234,7 @@ class RawTagParser:
             else:
                 self._start_call()
             return buf[i + len(m):]
-        h = _hold_len(buf, markers)
+        h = hold_len(buf, markers)
         head = buf[:len(buf) - h]
         text = head.rstrip()
         if text:
@@ -342,298 +247,35 @@ class RawTagParser:
 
     # --- tool calls -------------------------------------------------------------------
 
-    def _reset_call(self) -> None:
-        self._sub = _T_START
-        self._index = -1
-        self._id = ""
-        self._name = ""
-        self._started = False
-        self._args: dict[str, Any] = {}
-        self._nargs = 0
-        self._args_closed = False
-        self._key = ""
-        self._kind: str | None = None
-        self._acc: list[str] = []     # name / key / value being read
-        self._v_first = False
-        self._block: list[str] = []
-
     def _start_call(self) -> None:
-        self._reset_call()
         self._state = _TOOL
-        self._index = self.next_index
+        index = self.next_index
         self.next_index += 1
-        self._id = self.id_factory(self._index)
-        self._block.append(TOOL_OPEN)
-
-    def _announce(self, out: list, name: str) -> None:
-        if not self._started:
-            self._name = name
-            self._started = True
-            self._emitted_any = True
-            out.append(ToolCallStarted(self._index, self._id, name))
-
-    def _begin_key(self, out: list, key: str) -> None:
-        self._key = key
-        self._kind = schema_kind(self.schemas.get(self._name, {}).get(key))
-        out.append(ToolCallArgs(self._index, ("{" if self._nargs == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": "))
-        self._nargs += 1
-        self._acc = []
-
-    def _end_value(self, out: list, raw: str) -> None:
-        if self._kind == "string":
-            out.append(ToolCallArgs(self._index, '"'))
-            self._args[self._key] = raw
-        else:
-            v = convert_value(raw, self._kind)
-            self._args[self._key] = v
-            out.append(ToolCallArgs(self._index, json.dumps(v, ensure_ascii=False)))
-
-    def _stream_value(self, out: list, text: str) -> None:
-        self._acc.append(text)
-        if self._kind == "string" and text:
-            out.append(ToolCallArgs(self._index, _json_text(text)))
-
-    def _close_call(self, out: list) -> None:
-        self._announce(out, self._name)
-        self._close_args(out)
-        out.append(ToolCall(self._index, self._id, self._name, self._args, "".join(self._block), True))
-        self._state = _CONTENT
-        self._c_strip = True
-        self._reset_call()
-
-    def _close_args(self, out: list) -> None:
-        if not self._args_closed:
-            self._args_closed = True
-            out.append(ToolCallArgs(self._index, "}" if self._nargs else "{}"))
-
-    def _fail_call(self, out: list) -> None:
-        if not self._started:
-            name = self._name
-            if self._sub in (_G_NAME, _Q_NAME):
-                name = "".join(self._acc).strip()
-            elif self._sub == _HERMES:
-                m = _HERMES_NAME.match("".join(self._block)[len(TOOL_OPEN):])
-                name = _unescape(m.group(1)) if m else ""
-            self._announce(out, name)
-        out.append(ToolCall(self._index, self._id, self._name, None, "".join(self._block), False))
-        self._reset_call()
-
-    def _take(self, buf: str, n: int) -> str:
-        self._block.append(buf[:n])
-        return buf[n:]
-
-    def _hold(self, buf: str, h: int) -> None:
-        self._pending = buf[len(buf) - h:] if h else ""
-
-    def _skip_ws(self, buf: str) -> str:
-        s = buf.lstrip()
-        if len(s) != len(buf):
-            self._block.append(buf[:len(buf) - len(s)])
-        return s
+        self._call = RawCall(index, self.id_factory(index), self.schemas)
 
     def _tool(self, buf: str, out: list) -> str | None:
-        sub = self._sub
-        if sub == _T_START:
-            buf = self._skip_ws(buf)
+        """Inside a call: what follows ``<tool_call>`` tells the format (``{`` hermes,
+        ``<function=`` Qwen XML, else GLM); that format's reader does the rest."""
+        call = self._call
+        if call.FORMAT is None:
+            buf = call.skip_ws(buf)
             if not buf:
                 self._pending = ""
                 return None
             if buf[0] == "{":
-                self._sub = _HERMES
-                return buf
-            if buf.startswith(FUNCTION):
-                self._sub = _Q_NAME
-                self._acc = []
-                return self._take(buf, len(FUNCTION))
-            if FUNCTION.startswith(buf):
-                self._pending = buf
-                return None
-            self._sub = _G_NAME
-            self._acc = []
-            return buf
-
-        if sub == _G_NAME or sub == _G_KEY:
-            markers = (ARG_KEY, TOOL_CLOSE) if sub == _G_NAME else (ARG_KEY_END,)
-            i, m = _earliest(buf, markers)
-            if i == -1:
-                h = _hold_len(buf, markers)
-                self._acc.append(buf[:len(buf) - h])
-                self._block.append(buf[:len(buf) - h])
-                self._hold(buf, h)
-                return None
-            self._acc.append(buf[:i])
-            word = "".join(self._acc).strip()
-            rest = self._take(buf, i + len(m))
-            if sub == _G_NAME:
-                self._announce(out, word)
-                if m == TOOL_CLOSE:
-                    self._close_call(out)
-                else:
-                    self._sub = _G_KEY
-                    self._acc = []
+                reader: type[RawCall] = HermesCall
             else:
-                self._begin_key(out, word)
-                self._sub = _G_BETWEEN
-            return rest
-
-        if sub == _G_BETWEEN or sub == _G_AFTER:
-            buf = self._skip_ws(buf)
-            if not buf:
-                self._pending = ""
-                return None
-            markers = (ARG_VALUE, ARG_KEY, TOOL_CLOSE) if sub == _G_BETWEEN else (ARG_KEY, TOOL_CLOSE)
-            i, m = _earliest(buf, markers)
-            if i == -1:
-                h = _hold_len(buf, markers)
-                self._block.append(buf[:len(buf) - h])  # stray text between elements is skipped
-                self._hold(buf, h)
-                return None
-            rest = self._take(buf, i + len(m))
-            if m == ARG_VALUE:
-                self._sub = _G_VALUE
-                self._acc = []
-                if self._kind == "string":
-                    out.append(ToolCallArgs(self._index, '"'))
-                return rest
-            if sub == _G_BETWEEN:  # a key without a value
-                self._kind = None
-                self._end_value(out, "null")
-            if m == ARG_KEY:
-                self._sub = _G_KEY
-                self._acc = []
-            else:
-                self._close_call(out)
-            return rest
-
-        if sub == _G_VALUE:
-            i = buf.find(ARG_VALUE_END)
-            if i == -1:
-                h = _hold_len(buf, (ARG_VALUE_END,))
-                self._stream_value(out, buf[:len(buf) - h])
-                self._block.append(buf[:len(buf) - h])
-                self._hold(buf, h)
-                return None
-            self._stream_value(out, buf[:i])
-            self._end_value(out, "".join(self._acc))
-            self._sub = _G_AFTER
-            return self._take(buf, i + len(ARG_VALUE_END))
-
-        if sub == _Q_NAME or sub == _Q_KEY:
-            i = buf.find(">")
-            if i == -1:
-                self._acc.append(buf)
-                self._block.append(buf)
-                self._pending = ""
-                return None
-            self._acc.append(buf[:i])
-            word = "".join(self._acc).strip()
-            rest = self._take(buf, i + 1)
-            if sub == _Q_NAME:
-                self._announce(out, word)
-                self._sub = _Q_BODY
-            else:
-                self._begin_key(out, word)
-                self._sub = _Q_VALUE
-                self._v_first = True
-                if self._kind == "string":
-                    out.append(ToolCallArgs(self._index, '"'))
-            return rest
-
-        if sub == _Q_BODY or sub == _Q_END:
-            buf = self._skip_ws(buf)
-            if not buf:
-                self._pending = ""
-                return None
-            markers = (PARAMETER, FUNCTION_END, TOOL_CLOSE) if sub == _Q_BODY else (TOOL_CLOSE,)
-            i, m = _earliest(buf, markers)
-            if i == -1:
-                h = _hold_len(buf, markers)
-                self._block.append(buf[:len(buf) - h])
-                self._hold(buf, h)
-                return None
-            rest = self._take(buf, i + len(m))
-            if m == PARAMETER:
-                self._sub = _Q_KEY
-                self._acc = []
-            elif m == FUNCTION_END:
-                self._close_args(out)
-                self._sub = _Q_END
-            else:  # </tool_call>
-                self._close_call(out)
-            return rest
-
-        if sub == _Q_VALUE:
-            if self._v_first:
-                if buf[0] == "\n":
-                    buf = self._take(buf, 1)
-                self._v_first = False
-                if not buf:
-                    self._pending = ""
+                opens = QwenXmlCall.opens(buf)
+                if opens is None:  # "<function=" may still be coming
+                    self._pending = buf
                     return None
-            i = buf.find(PARAMETER_END)
-            if i == -1:
-                h = _hold_len(buf, (PARAMETER_END,))
-                if len(buf) - h > 0 and buf[len(buf) - h - 1] == "\n":
-                    h += 1  # a newline right before </parameter> is not part of the value
-                self._stream_value(out, buf[:len(buf) - h])
-                self._block.append(buf[:len(buf) - h])
-                self._hold(buf, h)
-                return None
-            text = buf[:i]
-            self._stream_value(out, text[:-1] if text.endswith("\n") else text)
-            self._end_value(out, "".join(self._acc))
-            self._sub = _Q_BODY
-            return self._take(buf, i + len(PARAMETER_END))
-
-        # hermes: buffer the block up to </tool_call>
-        i = buf.find(TOOL_CLOSE)
-        if i == -1:
-            h = _hold_len(buf, (TOOL_CLOSE,))
-            self._block.append(buf[:len(buf) - h])
-            self._hold(buf, h)
-            if not self._started and sum(map(len, self._block)) < 4096:
-                m = _HERMES_NAME.match("".join(self._block)[len(TOOL_OPEN):])
-                if m:
-                    self._announce(out, _unescape(m.group(1)))
-            return None
-        self._block.append(buf[:i])
-        body = "".join(self._block)[len(TOOL_OPEN):]
-        rest = buf[i + len(TOOL_CLOSE):]
-        self._block.append(TOOL_CLOSE)
-        self._hermes_done(out, body)
-        return rest
-
-    def _hermes_done(self, out: list, body: str) -> None:
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            self._fail_call(out)
+                reader = QwenXmlCall if opens else GlmCall
+            call = self._call = reader.taking_over(call)
+        rest = call.step(buf, out)
+        if rest is None:
+            self._pending = call.pending
+        if call.done:
+            self._call = None
             self._state = _CONTENT
             self._c_strip = True
-            return
-        args = obj.get("arguments", obj.get("parameters", {}))
-        if isinstance(args, str):
-            try:
-                decoded = json.loads(args)
-            except ValueError:
-                decoded = None
-            if isinstance(decoded, dict):
-                args = decoded
-        if self._started and self._name != obj["name"]:
-            self._name = obj["name"]
-        self._announce(out, obj["name"])
-        text = json.dumps(args, ensure_ascii=False)
-        out.append(ToolCallArgs(self._index, text))
-        out.append(ToolCall(self._index, self._id, self._name, args, "".join(self._block), True))
-        self._state = _CONTENT
-        self._c_strip = True
-        self._reset_call()
-
-
-def _unescape(s: str) -> str:
-    try:
-        return json.loads('"' + s + '"')
-    except ValueError:
-        return s
+        return rest
