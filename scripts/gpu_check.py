@@ -12,7 +12,13 @@ Run by ``scripts/gpu-check.sh run`` on a machine with an NVIDIA GPU (no internet
    temperature, utilisation, within the tolerances printed);
 4. starts a second model, runs the sampler for a few seconds while one model generates
    (live tokens/s, per-model VRAM/RSS, GPU utilisation), times ``llmdeck status``;
-5. runs ``benchmarks/bench_sampler.py`` against the two running models, stops both.
+5. runs ``benchmarks/bench_sampler.py`` against the two running models, stops both;
+6. the on-demand swap scenario (issue 16; ``--swap only`` runs it alone): three ~59 GB llama
+   GGUFs of zero weights written as sparse files (the tensor data is a hole: no disk used), all
+   ``on_demand``, no memory limit, one GPU; ``llmdeck serve`` gets a request for each in turn; the
+   third start must stop the least recently used, and the free VRAM the router decided on
+   (``memory`` in its events, ``run/router.json``) must equal nvidia-smi's ``memory.free`` read
+   just before each request (±64 MiB: nothing runs or loads in between).
 
 Prints a report and writes it to ``<out>/gpu-check-report.txt``. Exit 0 when every check passed.
 ``--tiny`` writes a small model instead (a CPU smoke test of the script itself).
@@ -28,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -157,6 +164,7 @@ def num(s: str) -> float | None:
 
 
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def mib(v: float | None, digits: int = 1) -> str:
@@ -210,6 +218,9 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="a small model (smoke test without a GPU)")
     ap.add_argument("--ngl", type=int, default=99)
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--swap", choices=("yes", "no", "only"), default="yes",
+                    help="the on-demand swap scenario (three ~60 GB zero-weight models): after the other "
+                         "checks, not at all, or alone")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -222,6 +233,14 @@ def main() -> int:
         for line in subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines():
             say(line)
             n_gpus += line.startswith("GPU ")
+    if a.swap == "only":
+        try:
+            step(swap_checks, a, gpu)
+        finally:
+            (a.out / "gpu-check-report.txt").write_text("\n".join(REPORT) + "\n")
+        say(f"== {'ALL CHECKS PASSED' if not FAILED else 'FAILED: ' + ', '.join(FAILED)} ==")
+        (a.out / "gpu-check-report.txt").write_text("\n".join(REPORT) + "\n")
+        return 0 if not FAILED else 1
     t = time.monotonic()
     gguf_path = a.work / ("random-llama-tiny.gguf" if a.tiny else "random-llama-1b.gguf")
     info = write_model(a.src, gguf_path, a.tiny)
@@ -308,6 +327,9 @@ def run_checks(a, reg: Path, gpu: bool, n_gpus: int = 0) -> int:
         for line in (r.stdout + r.stderr).strip().splitlines():
             say(line)
         check("bench_sampler target", r.returncode == 0, f"rc {r.returncode}")
+    if a.swap == "yes":
+        llmdeck(reg, "stop", "--all", timeout=60)  # the swap scenario wants the GPU to itself
+        step(swap_checks, a, gpu)
     say("")
     say(f"== {'ALL CHECKS PASSED' if not FAILED else 'FAILED: ' + ', '.join(FAILED)} ==")
     return 0 if not FAILED else 1
@@ -466,6 +488,195 @@ def multi_gpu_checks(reg: Path, n_gpus: int) -> None:
           f"{lines[0] if lines else ''!r} / {a_line!r}")
     for ln in lines:
         say("  " + ln)
+
+
+# -- the on-demand swap scenario (issue 16) ----------------------------------------------------
+
+_VOCAB: dict = {}
+
+
+def write_sparse_model(src: Path, path: Path, n_layer: int, n_embd: int, n_ff: int, n_head: int,
+                       n_head_kv: int) -> dict:
+    """A llama GGUF whose tensor data is a hole: gguf-py writes the header, the metadata and the
+    tensor infos, and the file is then extended to its full size with ``truncate`` (zero weights,
+    no disk blocks). llama-server reads it like any other file (the holes read as zeros)."""
+    sys.path.insert(0, str(src / "gguf-py"))
+    import numpy as np
+
+    import gguf
+
+    if _VOCAB.get("src") != src:
+        _VOCAB.update(src=src, reader=gguf.GGUFReader(src / "models" / "ggml-vocab-llama-spm.gguf"))
+    vocab = _VOCAB["reader"]
+    n_vocab = len(vocab.fields["tokenizer.ggml.tokens"].data)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("llmdeck-gpu-check-zero")
+    w.add_context_length(4096)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    for name, field in vocab.fields.items():
+        if name.startswith("tokenizer."):
+            vtype = field.types[0]
+            if vtype == gguf.GGUFValueType.ARRAY:
+                w.add_key_value(name, field.contents(), vtype, sub_type=field.types[-1])
+            else:
+                w.add_key_value(name, field.contents(), vtype)
+    kv = n_embd // n_head * n_head_kv
+    shapes = {"token_embd.weight": ((n_vocab, n_embd), np.float16), "output_norm.weight": ((n_embd,), np.float32),
+              "output.weight": ((n_vocab, n_embd), np.float16)}
+    for i in range(n_layer):
+        b = f"blk.{i}."
+        shapes |= {b + "attn_norm.weight": ((n_embd,), np.float32), b + "attn_q.weight": ((n_embd, n_embd), np.float16),
+                   b + "attn_k.weight": ((kv, n_embd), np.float16), b + "attn_v.weight": ((kv, n_embd), np.float16),
+                   b + "attn_output.weight": ((n_embd, n_embd), np.float16),
+                   b + "ffn_norm.weight": ((n_embd,), np.float32), b + "ffn_gate.weight": ((n_ff, n_embd), np.float16),
+                   b + "ffn_up.weight": ((n_ff, n_embd), np.float16), b + "ffn_down.weight": ((n_embd, n_ff), np.float16)}
+    data = 0
+    for name, (shape, dt) in shapes.items():
+        nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
+        w.add_tensor_info(name, shape, np.dtype(dt), nbytes)
+        data += w.ggml_pad(nbytes, w.data_alignment)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    f = w.fout[0]
+    w.write_padding(f, f.tell())
+    start = f.tell()
+    f.truncate(start + data)  # the tensor data: a hole
+    w.close()
+    st = path.stat()
+    return {"n_vocab": n_vocab, "bytes": st.st_size, "allocated": st.st_blocks * 512, "params": data // 2}
+
+
+def router_events(reg: Path) -> list[dict]:
+    p = reg.parent / "run" / "router.json"
+    try:
+        return json.loads(p.read_text()).get("events") or []
+    except (OSError, ValueError):
+        return []
+
+
+def swap_checks(a, gpu: bool) -> int:
+    """Three ~60 GB zero-weight models, all on demand, no memory limit, one GPU: request 1, 2,
+    3 through ``llmdeck serve``; the third start stops the least recently used (1); the free
+    VRAM the router decided on (its event's ``memory``) against nvidia-smi ``memory.free`` read
+    just before each request (nothing runs or loads in between). ``--tiny``: small models on
+    the CPU with a ``memory_limit_gib`` that holds two (a smoke test of the script)."""
+    say("")
+    say("== on-demand swap: 3 models, one GPU, no memory limit ==" if not a.tiny else
+        "== on-demand swap (--tiny: CPU, memory_limit_gib holds two) ==")
+    work = a.work / "swap"
+    work.mkdir(parents=True, exist_ok=True)
+    if a.tiny:
+        dims = dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=4)
+    else:  # 34 × (2·8192² + 2·1024·8192 + 3·8192·28672) + 2·32000·8192 ≈ 29.6 G f16 params ≈ 59.2 GB
+        dims = dict(n_layer=34, n_embd=8192, n_ff=28672, n_head=64, n_head_kv=8)
+    names = ["swap-1", "swap-2", "swap-3"]
+    models = {}
+    for n in names:
+        path = work / f"{n}.gguf"
+        t = time.monotonic()
+        info = write_sparse_model(a.src, path, **dims)
+        say(f"{n}: {path}, {info['bytes'] / 1e9:.1f} GB ({info['bytes'] / GiB:.1f} GiB) on disk as "
+            f"{info['allocated'] / MiB:.1f} MiB (sparse), {info['params'] / 1e9:.1f} G params, zero weights "
+            f"(written in {time.monotonic() - t:.2f} s)")
+        models[n] = {"model_path": str(path), "alias": n, "default_port": free_port(), "on_demand": True,
+                     "load_timeout_s": 600, "extra_args": ["--fit", "off"],
+                     "params": {"n_gpu_layers": 0 if a.tiny else a.ngl, "ctx_size": 4096, "parallel": 1,
+                                "threads": 4}}
+    settings = {"llama_server": str(a.binary), "stop_grace_s": 20, "start_timeout_s": 600}
+    if a.tiny:
+        size = (work / "swap-1.gguf").stat().st_size
+        settings["memory_limit_gib"] = round(2.5 * size / GiB, 4)
+    reg = work / "models.json"
+    reg.write_text(json.dumps({"settings": settings, "models": models}, indent=2))
+    port = free_port()
+    log = open(a.out / "router-swap.log", "w")
+    router = subprocess.Popen([sys.executable, "-m", "tui", "--registry", str(reg), "serve", "--port", str(port)],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or router.poll() is not None:
+                    check("llmdeck serve starts", False, (a.out / "router-swap.log").read_text()[-800:])
+                    return 1
+                time.sleep(0.2)
+        smi_before: dict[str, list[float]] = {}
+        for n in names:
+            if gpu:
+                smi_before[n] = [float(r[0]) for r in smi("--query-gpu=memory.free")]
+            body = json.dumps({"model": n, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}).encode()
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(urllib.request.Request(base + "/v1/chat/completions", body,
+                                                                   {"Content-Type": "application/json"}),
+                                            timeout=900) as r:
+                    code, text = r.status, r.read().decode()
+            except urllib.error.HTTPError as exc:
+                code, text = exc.code, exc.read().decode()
+            check(f"request for {n} answered", code == 200,
+                  f"HTTP {code} in {time.monotonic() - t:.1f} s" + ("" if code == 200 else f": {text[:300]}"))
+            if gpu:
+                apps = smi_apps()
+                say(f"  nvidia-smi after {n}: memory.free {smi('--query-gpu=memory.free')[0][0]} MiB; "
+                    f"compute apps (pid: MiB) {apps}")
+        r = llmdeck(reg, "status", "--json")
+        rows = {row["name"]: row for row in json.loads(r.stdout)}
+        states = {n: rows[n]["state"] for n in names}
+        check("the third start stopped the least recently used (swap-1)",
+              states == {"swap-1": "stopped", "swap-2": "ready", "swap-3": "ready"}, f"states {states}")
+        events = router_events(reg)
+        for e in events:
+            mem = e.get("memory") or {}
+            free = {g: f"{b / MiB:.1f} MiB" for g, b in (mem.get("gpu_free_bytes") or {}).items()}
+            say(f"  router event: {e['action']} {e['model']}: {e['reason']}"
+                + (f" [need {mem['need_bytes'] / MiB:.1f} MiB, free {free}]" if mem.get("need_bytes") else ""))
+        out = [e for e in events if e["action"] == "swapped out"]
+        check("one model swapped out, for swap-3", [e["model"] for e in out] == ["swap-1"]
+              and "swap-3 needs" in out[0]["reason"], f"{[(e['model'], e['reason']) for e in out]}")
+        if not gpu:
+            return 0
+        started = {e["model"]: e for e in events if e["action"] == "started"}
+        for n in names:
+            mem = (started.get(n) or {}).get("memory") or {}
+            ours = [b / MiB for _, b in sorted((mem.get("gpu_free_bytes") or {}).items(), key=lambda x: int(x[0]))]
+            theirs = smi_before[n]
+            tol = 64.0
+            ok = len(ours) == len(theirs) and all(abs(o - t) <= tol for o, t in zip(ours, theirs))
+            check(f"free VRAM the router decided {n}'s start on = nvidia-smi memory.free (±{tol:.0f} MiB)", ok,
+                  f"llmdeck {[round(x, 1) for x in ours]} MiB / nvidia-smi {theirs} MiB, read just before the "
+                  f"request; need {mem.get('need_bytes', 0) / MiB:.1f} MiB")
+        if out:
+            used = out[0]["memory"].get("used_by_bytes") or {}
+            say(f"  what the router counted each running model as holding (NVML per process): "
+                f"{ {m: {g: round(b / MiB, 1) for g, b in d.items()} for m, d in used.items()} } MiB")
+            check("the decision counted what swap-1 and swap-2 held on the GPU (NVML per process)",
+                  set(used) == {"swap-1", "swap-2"}, f"{sorted(used)}")
+        return 0
+    finally:
+        router.terminate()
+        try:
+            router.wait(15)
+        except subprocess.TimeoutExpired:
+            router.kill()
+        log.close()
+        r = llmdeck(reg, "stop", "--all", timeout=120)
+        say(f"swap scenario: router stopped, models stopped (rc {r.returncode})")
+        for n in names:
+            p = reg.parent / "logs" / f"{n}.log"
+            if p.exists():
+                shutil.copy(p, a.out / f"{n}.log")
 
 
 if __name__ == "__main__":
