@@ -164,7 +164,8 @@ def _raw_exchange(port: int, body: dict) -> bytes:
 
 
 async def test_the_real_servers_bytes_parse_the_same_under_every_cut(llama_server):
-    from test_bench_units import _feed, _random_cuts
+    from chunking import cuts, random_pieces
+    from test_bench_units import _feed
 
     srv = llama_server()
     wire = _raw_exchange(srv.port, {"model": "smollm2", "max_tokens": 12, "stream": True,
@@ -178,9 +179,9 @@ async def test_the_real_servers_bytes_parse_the_same_under_every_cut(llama_serve
     rid = events[0]["id"]
 
     rng = random.Random(11)
-    cut_sets = [[], list(range(1, len(wire)))] + [_random_cuts(rng, len(wire), k) for k in (3, 17, 100, 700)]
-    for cuts in cut_sets:
-        rec, fut, conn, _ = _feed(wire, cuts)
+    cut_sets = [[], list(range(1, len(wire)))] + [cuts(random_pieces(wire, rng, k)) for k in (3, 17, 100, 700)]
+    for at in cut_sets:
+        rec, fut, conn, _ = _feed(wire, at)
         conn.connection_lost(None)  # Connection: close
         assert fut.done() and rec.ok, rec.error
         assert rec.output_tokens == usage["completion_tokens"] and rec.prompt_tokens == usage["prompt_tokens"]

@@ -12,6 +12,7 @@ import random
 import statistics
 
 import pytest
+from chunking import cuts, random_pieces
 
 from tui.core import bench
 from tui.core.bench import client as bclient
@@ -266,14 +267,6 @@ def _feed(wire: bytes, cuts: list[int], client=None):
     return rec, fut, conn, client
 
 
-def _random_cuts(rng, n, most=40):
-    cuts, p = [], 0
-    while p < n:
-        p += rng.randint(1, most)
-        cuts.append(p)
-    return cuts
-
-
 def _stream(n_tokens=12, reasoning=2, crlf=False) -> bytes:
     evs = [_ev({"id": "chatcmpl-1", "choices": [{"delta": {"role": "assistant", "content": None}, "index": 0}]})]
     for i in range(reasoning):
@@ -296,14 +289,10 @@ async def test_parser_survives_every_cut_and_reuses_the_connection(lazy, monkeyp
     body = _stream(n_tokens=40)
     rng = random.Random(5)
     for trial in range(200):
-        chunks = _random_cuts(rng, len(body), 60)
-        parts, p = [], 0
-        for c in chunks:
-            parts.append(body[p:c])
-            p = c
+        parts = random_pieces(body, rng, 60)
         wire = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + b"".join(_frame(x) for x in parts) + b"0\r\n\r\n")
-        rec, fut, conn, client = _feed(wire, _random_cuts(rng, len(wire), 30))
+        rec, fut, conn, client = _feed(wire, cuts(random_pieces(wire, rng, 30)))
         assert fut.done() and fut.result() == "done"
         assert rec.ok, rec.error
         assert rec.output_tokens == 40 and rec.counted_tokens == 40 and rec.prompt_tokens == 7

@@ -13,12 +13,12 @@ of ``chatstreams.py``, built from the documented shapes. Each is fed
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from chatstreams import STREAMS, comparable
+from chunking import random_pieces
 from streamserver import Reply, StreamServer, split_every
 from tui.core.chat.client import ChatClient
 from tui.core.chat.deltas import DeltaAssembler
@@ -42,16 +42,6 @@ def decode(chunks: list[bytes], opts: dict) -> list:
     for c in chunks:
         out += dec.feed(c, 1.0)
     out += dec.close(2.0)
-    return out
-
-
-def random_pieces(data: bytes, seed: int, top: int = 40) -> list[bytes]:
-    rng = random.Random(seed)
-    out, i = [], 0
-    while i < len(data):
-        n = rng.randint(1, top)
-        out.append(data[i:i + n])
-        i += n
     return out
 
 

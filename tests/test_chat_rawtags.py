@@ -12,6 +12,7 @@ import json
 import random
 
 import pytest
+from chunking import random_pieces
 
 from tui.core.chat.events import Content, Reasoning, ToolCall, ToolCallArgs, ToolCallStarted, coalesce
 from tui.core.chat.rawtags import RawTagParser, convert_value, schema_kind
@@ -38,13 +39,7 @@ def chunkings(text: str, n_random: int = 40):
     for i in range(len(text) + 1):
         yield [text[:i], text[i:]]
     for seed in range(n_random):
-        rng = random.Random(seed)
-        pieces, i = [], 0
-        while i < len(text):
-            k = rng.randint(1, 12)
-            pieces.append(text[i:i + k])
-            i += k
-        yield pieces
+        yield random_pieces(text, seed, 12)
 
 
 def check_all_chunkings(text: str, expected: list, **kw) -> None:
@@ -261,10 +256,5 @@ def test_property_random_texts_every_chunking_same_events(forced):
         for pieces in [list(text)] + [[text[:i], text[i:]] for i in range(0, len(text) + 1, 3)]:
             assert coalesce(parse(pieces, starts_in_reasoning=forced, tools=TOOLS)) == ref, (text, pieces)
         for seed in range(6):
-            r2 = random.Random(seed)
-            pieces, i = [], 0
-            while i < len(text):
-                k = r2.randint(1, 6)
-                pieces.append(text[i:i + k])
-                i += k
+            pieces = random_pieces(text, seed, 6)
             assert coalesce(parse(pieces, starts_in_reasoning=forced, tools=TOOLS)) == ref, (text, pieces)

@@ -3,9 +3,8 @@ several events per read, events and UTF-8 characters split across reads."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
+from chunking import random_pieces
 
 from tui.core.chat.sse import SSEDecoder
 
@@ -19,16 +18,6 @@ def decode(chunks: list[bytes]) -> tuple[list[bytes], int]:
         out += d.feed(c)
     out += d.close()
     return out, d.comments
-
-
-def splits(data: bytes, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    out, i = [], 0
-    while i < len(data):
-        n = rng.randint(1, 9)
-        out.append(data[i:i + n])
-        i += n
-    return out
 
 
 CASES = {
@@ -54,7 +43,7 @@ def test_spec_cases_in_every_chunking(name):
     for i in range(len(data) + 1):
         assert decode([data[:i], data[i:]])[0] == expected, i
     for seed in range(20):
-        assert decode(splits(data, seed))[0] == expected
+        assert decode(random_pieces(data, seed, 9))[0] == expected
 
 
 def test_comment_count_and_several_events_per_read():
