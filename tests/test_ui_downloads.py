@@ -42,6 +42,11 @@ def reg(tmp_path, monkeypatch, hub):
     return registry.load(tmp_path / "models.json")
 
 
+def job_of(app, name: str):
+    """The downloads pane's job for ``name`` (None until the job exists: AttributeError in wait_until)."""
+    return app.downloads_pane.jobs.get(name)
+
+
 def app_for(reg):
     return LlmdeckApp(reg, backend=Backend(reg), status_interval=0.5, telemetry=False)
 
@@ -60,9 +65,9 @@ async def test_d_plans_asks_downloads_with_progress_and_marks_on_disk(reg):
         assert "Download tiny Q4_K_M: 3 file(s)" in q and "free" in q
         assert "\nMemory: weights " in q and "RAM available" in q  # will it fit VRAM + RAM
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._jobs.get("tiny") is not None and app._jobs["tiny"].status == "done",
+        await wait_until(pilot, lambda: job_of(app, "tiny").status == "done",
                          what="download done")
-        job = app._jobs["tiny"]
+        job = app.downloads_pane.jobs["tiny"]
         assert job.done == job.total > 0
         await wait_until(pilot, lambda: row_text(app, "tiny")[2] == "on disk", what="files on disk")
         assert app.tabs.active == "downloads"
@@ -98,7 +103,7 @@ async def test_x_cancels_keeping_the_partial_and_d_resumes(reg, hub):
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._jobs.get("big") is not None and app._jobs["big"].done > (1 << 20),
+        await wait_until(pilot, lambda: job_of(app, "big").done > (1 << 20),
                          what="bytes arriving")
         await pilot.press("3")
         assert app.check_action("download", ()) is None  # greyed while running
@@ -106,7 +111,7 @@ async def test_x_cancels_keeping_the_partial_and_d_resumes(reg, hub):
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "Partial files are kept" in app.screen.question
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._jobs["big"].status == "cancelled", what="cancelled")
+        await wait_until(pilot, lambda: app.downloads_pane.jobs["big"].status == "cancelled", what="cancelled")
         assert part.exists() and part.stat().st_size > 0
         kept = part.stat().st_size
         assert row_text(app, "big")[2] == "partial" or app.files["big"] in ("partial", "incomplete")
@@ -115,7 +120,7 @@ async def test_x_cancels_keeping_the_partial_and_d_resumes(reg, hub):
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "to fetch" in app.screen.question
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._jobs["big"].status == "done", what="resumed to the end")
+        await wait_until(pilot, lambda: app.downloads_pane.jobs["big"].status == "done", what="resumed to the end")
         assert not part.exists()
         ranges = [r for r in hub.requests("GET", "/cdn/") if r.range]
         assert any(r.range.startswith(f"bytes={kept}") for r in ranges), ranges

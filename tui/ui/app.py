@@ -42,10 +42,9 @@ from textual.worker import get_current_worker
 
 from tui.ui import keys
 from tui.ui import ondemand_view
-from tui.ui.messages import (ActionDone, DownloadFinished, DownloadPlanned, DownloadProgress, RegistryReloaded,
-                             StatesPolled, StopAllDone, TelemetrySampled)
+from tui.ui.messages import ActionDone, FilesChanged, RegistryReloaded, StatesPolled, StopAllDone, TelemetrySampled
 from tui.ui.widgets.footer import FitFooter
-from tui.ui.widgets.format import compact_bytes, files_text, human_bytes, short_path, state_text
+from tui.ui.widgets.format import compact_bytes, files_text, short_path, state_text
 from tui.ui.widgets.gauges import GaugesView
 from tui.ui.widgets.models_table import ModelsTable, Row, fit
 
@@ -234,8 +233,6 @@ class LlmdeckApp(App):
         self.filter_text = ""
         self.snapshot = None
         self.sampler = None
-        self.downloads: dict[str, Any] = {}  # model → cancel Event of a running download
-        self._jobs: dict[str, Any] = {}  # model → downloads.Job of this session
         self._wake = threading.Event()
         self._first_states = False
         self._router_view: tuple = (None, {})  # the router's run file, on-demand fields (ondemand_view)
@@ -252,6 +249,7 @@ class LlmdeckApp(App):
         self.bench_pane = None  # mounted on first use (ensure_bench)
         self.eval_pane = None  # mounted on first use (ensure_eval)
         self._mount_lock = asyncio.Lock()
+        self._panes_mounted = asyncio.Event()
         self._pending_pane: str | None = None  # a pane asked for before the panes were mounted
         self._main: Screen | None = None  # the main screen (App.query_one sees only the top screen)
         self.user_keymap: dict[str, str] = {}
@@ -360,6 +358,7 @@ class LlmdeckApp(App):
         self.tabs = panes.query_one(TabbedContent)
         self.log_pane = panes.query_one("#log-pane")
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)
+        self._panes_mounted.set()
         tune_gc()
         pending, self._pending_pane = self._pending_pane, None
         if pending:
@@ -370,52 +369,40 @@ class LlmdeckApp(App):
         if self.telemetry_enabled:
             self._start_sampler()
 
-    async def ensure_chat(self):
-        """The chat deck, mounted on first use."""
+    async def _ensure(self, attr: str, slot: str, make):
+        """The pane in ``self.<attr>``, mounted into ``#<slot>`` on first use (after the panes)."""
+        await self._panes_mounted.wait()  # a key pressed in the first ~0.1 s waits for them
         async with self._mount_lock:
-            if self.chat_deck is None:
-                from tui.ui.widgets.chat_pane import ChatDeck
+            if getattr(self, attr) is None:
+                pane = make()
+                await self._main.query_one(f"#{slot}").mount(pane)
+                setattr(self, attr, pane)
+                if attr == "downloads_pane":
+                    self._show_downloads()
+                elif attr != "chat_deck":
+                    pane.show_model(self.selected)
+        return getattr(self, attr)
 
-                deck = ChatDeck(self.backend, id="chat-deck")
-                await self._main.query_one("#chat-slot").mount(deck)
-                self.chat_deck = deck
-        return self.chat_deck
+    async def ensure_chat(self):
+        from tui.ui.widgets.chat_pane import ChatDeck
+
+        return await self._ensure("chat_deck", "chat-slot", lambda: ChatDeck(self.backend, id="chat-deck"))
 
     async def ensure_downloads(self):
-        """The downloads pane, mounted on first use."""
-        async with self._mount_lock:
-            if self.downloads_pane is None:
-                from tui.ui.widgets.downloads import DownloadsPane
+        from tui.ui.widgets.downloads import DownloadsPane
 
-                pane = DownloadsPane(id="downloads-pane")
-                await self._main.query_one("#downloads-slot").mount(pane)
-                self.downloads_pane = pane
-                self._show_downloads()
-        return self.downloads_pane
+        return await self._ensure("downloads_pane", "downloads-slot",
+                                  lambda: DownloadsPane(self.backend, id="downloads-pane"))
 
     async def ensure_bench(self):
-        """The bench pane, mounted on first use."""
-        async with self._mount_lock:
-            if self.bench_pane is None:
-                from tui.ui.widgets.bench_pane import BenchPane
+        from tui.ui.widgets.bench_pane import BenchPane
 
-                pane = BenchPane(self.backend, id="bench-pane")
-                await self._main.query_one("#bench-slot").mount(pane)
-                self.bench_pane = pane
-                pane.show_model(self.selected)
-        return self.bench_pane
+        return await self._ensure("bench_pane", "bench-slot", lambda: BenchPane(self.backend, id="bench-pane"))
 
     async def ensure_eval(self):
-        """The eval pane, mounted on first use."""
-        async with self._mount_lock:
-            if self.eval_pane is None:
-                from tui.ui.widgets.eval_pane import EvalPane
+        from tui.ui.widgets.eval_pane import EvalPane
 
-                pane = EvalPane(self.backend, id="eval-pane")
-                await self._main.query_one("#eval-slot").mount(pane)
-                self.eval_pane = pane
-                pane.show_model(self.selected)
-        return self.eval_pane
+        return await self._ensure("eval_pane", "eval-slot", lambda: EvalPane(self.backend, id="eval-pane"))
 
     def on_unmount(self) -> None:
         untune_gc()
@@ -425,8 +412,8 @@ class LlmdeckApp(App):
                 self.sampler.close()
             except Exception:  # noqa: BLE001 — closing must not stop the exit
                 pass
-        for ev in self.downloads.values():
-            ev.set()
+        if self.downloads_pane is not None:
+            self.downloads_pane.cancel_all()
 
     # -- rows ----------------------------------------------------------------------------
 
@@ -860,149 +847,30 @@ class LlmdeckApp(App):
         if name in self.table.shown:
             self.table.select(name)
             self._select(name)
-        self.show_pane("downloads")
-        self._plan_download(name)
+        self.run_worker(self.plan_download(name))
 
-    # -- downloads -----------------------------------------------------------------------
+    # -- downloads (the flow lives in the downloads pane) ----------------------------------
 
-    def action_download(self) -> None:
+    @property
+    def downloads(self) -> dict:
+        """Model → cancel event of each running download (the downloads pane owns them)."""
+        return self.downloads_pane.running if self.downloads_pane is not None else {}
+
+    async def action_download(self) -> None:
         name = self.selected
         if name is None or not self.action_allowed("download"):
             return
-        self.show_pane("downloads")
         self.notify(f"planning the download of {name}…")
-        self._plan_download(name)
+        await self.plan_download(name)
 
-    @work(thread=True, group="downloads", exit_on_error=False)
-    def _plan_download(self, name: str) -> None:
-        from tui.ui.backend import one_line
+    async def plan_download(self, name: str) -> None:
+        self.show_pane("downloads")
+        (await self.ensure_downloads()).plan(name)
 
-        try:
-            plan = self.backend.download_plan(name)
-            fit_of = getattr(self.backend, "memory_fit", None)
-            self.post_message(DownloadPlanned(name, plan=plan, fit=fit_of(name, plan) if fit_of else None))
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(DownloadPlanned(name, error=one_line(exc)))
-
-    def on_download_planned(self, message: DownloadPlanned) -> None:
-        if not self._alive():
-            return
-        from tui.ui.screens.confirm import ConfirmScreen
-
-        if message.error:
-            self.notify(f"download {message.model}: {message.error}", severity="error", timeout=12)
-            return
-        plan = message.plan
-        if plan.complete:
-            self.notify(f"{message.model} {plan.quant} is already on disk")
+    def on_files_changed(self, message: FilesChanged) -> None:
+        if self._alive():
             self._load_files()
-            return
-        free = f", {human_bytes(plan.free_bytes)} free" if plan.free_bytes is not None else ""
-        q = (f"Download {message.model} {plan.quant}: {len(plan.files)} file(s), {human_bytes(plan.need_bytes)} "
-             f"to fetch (of {human_bytes(plan.total_bytes)}) into {short_path(plan.target)}{free}?")
-        if not plan.fits:
-            q += "\nIt does NOT fit on that disk."
-        if message.fit is not None:
-            q += "\n" + message.fit.line[0].upper() + message.fit.line[1:]
-
-        def go(yes: bool | None) -> None:
-            if yes:
-                self._start_download(message.model, plan)
-
-        self.push_screen(ConfirmScreen(q, yes="Download"), go)
-
-    def _start_download(self, name: str, plan) -> None:
-        from tui.ui.widgets.downloads import Job
-
-        cancel = threading.Event()
-        self.downloads[name] = cancel
-        job = Job(name, plan.quant, plan.total_bytes, done=plan.have_bytes, status="queued")
-        self._jobs[name] = job
-        self.run_worker(self._update_job(job))
-        self.refresh_bindings()
-        self._show_downloads()  # its head line offers X now
-        self._run_download(name, plan, cancel)
-
-    async def _update_job(self, job) -> None:
-        pane = await self.ensure_downloads()
-        await pane.update_job(job)
-
-    @work(thread=True, group="downloads", exit_on_error=False)
-    def _run_download(self, name: str, plan, cancel: threading.Event) -> None:
-        from tui.ui.backend import one_line
-
-        last = [0.0]
-
-        def progress(ev) -> None:
-            now = time.monotonic()
-            if ev.status in ("downloading", "checking") and now - last[0] < 0.1:
-                return
-            last[0] = now
-            self.post_message(DownloadProgress(name, ev))
-
-        try:
-            res = self.backend.download_run(plan, progress, cancel)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(DownloadFinished(name, False, one_line(exc)))
-            return
-        if res.ok:
-            self.post_message(DownloadFinished(name, True, f"{len(res.done)} file(s), "
-                                                           f"{human_bytes(res.bytes_fetched)} fetched"))
-        elif res.cancelled:
-            self.post_message(DownloadFinished(name, False, "cancelled; partial files kept (d resumes)"))
-        else:
-            why = "; ".join(f"{f}: {m}" for f, m in list(res.failed.items())[:2])
-            self.post_message(DownloadFinished(name, False, why or "failed"))
-
-    async def on_download_progress(self, message: DownloadProgress) -> None:
-        if not self._alive():
-            return
-        job = self._jobs.get(message.model)
-        if job is None:
-            return
-        ev = message.event
-        job.done, job.total = ev.overall_done, ev.overall_total
-        job.speed, job.eta = ev.overall_speed, ev.overall_eta
-        job.files[ev.file] = ev.status
-        job.status = "downloading" if ev.status in ("downloading", "checking", "verifying", "retrying") else (
-            job.status if ev.status in ("done", "present", "queued") else ev.status)
-        job.message = ev.message if ev.status in ("retrying", "failed") else ""
-        await self._update_job(job)
-
-    async def on_download_finished(self, message: DownloadFinished) -> None:
-        if not self._alive():
-            return
-        self.downloads.pop(message.model, None)
-        job = self._jobs.get(message.model)
-        if job is not None:
-            job.status = "done" if message.ok else ("cancelled" if "cancelled" in message.text else "failed")
-            job.message = message.text
-            if message.ok:
-                job.done = job.total
-            await self._update_job(job)
-        self.notify(f"download {message.model}: {'done, ' if message.ok else ''}{message.text}",
-                    severity="information" if message.ok else "warning", timeout=10)
-        self._load_files()
-        self.refresh_bindings()
-
-    def action_cancel_download(self) -> None:
-        from tui.ui.screens.confirm import ConfirmScreen
-
-        name = self.selected
-        if name not in self.downloads:
-            running = list(self.downloads)
-            if not running:
-                self.notify("no download is running")
-                return
-            name = running[0]
-        ev = self.downloads[name]
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                ev.set()
-
-        self.push_screen(ConfirmScreen(f"Cancel the download of {name}? Partial files are kept; d resumes.",
-                                       yes="Cancel it"), done)
+            self.refresh_bindings()
 
     # -- panes, filter, help -------------------------------------------------------------
 
@@ -1334,8 +1202,7 @@ class LlmdeckApp(App):
 
             def done(yes: bool | None) -> None:
                 if yes:
-                    for ev in self.downloads.values():
-                        ev.set()
+                    self.downloads_pane.cancel_all()
                     self.exit(0)
 
             self.push_screen(ConfirmScreen("A download is running. Quit anyway? It stops; partial files are "

@@ -1,24 +1,31 @@
 """The downloads pane: the selected model's quants (on disk / partial / missing, sizes) and
 every download of this session with a progress bar, speed and ETA.
 
-It renders what the app hands it: quant rows (from ``modelfiles.download_status``) and
-progress events (``tui.core.downloads.Progress``, posted at ≤10 Hz per file, replaceable).
-Starting and cancelling downloads are app actions (``d``, ``X``); partial files are kept
-on cancel and resumed by the next ``d``.
+It owns the download flow, as ``BenchPane`` owns its runs: ``plan(name)`` lists the files in
+a thread worker (``DownloadPlanned``), asks before fetching (size, free disk, memory fit),
+runs the download in a second worker that posts ``DownloadProgress`` (≤10 Hz, replaceable)
+and ``DownloadFinished``, and keeps each model's cancel event (``running``) for ``X``, quit
+and the verb rules (``d`` greyed while it runs). Partial files are kept on cancel and resumed
+by the next ``d``. When a download ends it posts ``FilesChanged``: the app reads the disk again.
+Quant rows (``modelfiles.download_status``) come from the app (``show_model``).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ProgressBar, Static
 
 from tui.ui import keys
-from tui.ui.widgets.format import files_text, human_bytes, human_duration
+from tui.ui.messages import DownloadFinished, DownloadPlanned, DownloadProgress, FilesChanged
+from tui.ui.widgets.format import files_text, human_bytes, human_duration, short_path
 
 
 @dataclass
@@ -98,10 +105,13 @@ class DownloadsPane(VerticalScroll):
     DownloadsPane > Static { height: auto; }
     """
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, backend, **kw) -> None:
         super().__init__(**kw)
+        self.backend = backend
         self.jobs: dict[str, Job] = {}
+        self.running: dict[str, threading.Event] = {}  # model → cancel event of a running download
         self.model = None
+        self.rows: dict[str, dict] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="dl-head")
@@ -110,7 +120,7 @@ class DownloadsPane(VerticalScroll):
         yield Vertical(id="dl-jobs")
 
     def show_model(self, model, rows: dict[str, dict] | None) -> None:
-        self.model = model
+        self.model, self.rows = model, rows
         head = self.query_one("#dl-head", Static)
         quants = self.query_one("#dl-quants", Static)
         if model is None:
@@ -126,7 +136,7 @@ class DownloadsPane(VerticalScroll):
             head.update(Text.assemble((model.name, "bold"), " has no repo_id: nothing to download"))
             quants.update("")
             return
-        keys_hint = "d downloads the default quant" + (" · X cancels" if getattr(self.app, "downloads", None) else "")
+        keys_hint = "d downloads the default quant" + (" · X cancels" if self.running else "")
         head.update(Text.assemble((model.name, "bold"), f" · {model.repo_id} · ", (keys_hint, "dim")))
         quants.update(quants_table(model, rows or {}))
 
@@ -141,10 +151,132 @@ class DownloadsPane(VerticalScroll):
             await self.query_one("#dl-jobs", Vertical).mount(view)
         view.refresh_job()
 
+    # -- the download flow -----------------------------------------------------------------
+
+    @work(thread=True, group="downloads", exit_on_error=False)
+    def plan(self, name: str) -> None:
+        """List what ``d`` would fetch for ``name`` (network), then ask (on_download_planned)."""
+        from tui.ui.backend import one_line
+
+        try:
+            plan = self.backend.download_plan(name)
+            fit_of = getattr(self.backend, "memory_fit", None)
+            self.post_message(DownloadPlanned(name, plan=plan, fit=fit_of(name, plan) if fit_of else None))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(DownloadPlanned(name, error=one_line(exc)))
+
+    def on_download_planned(self, message: DownloadPlanned) -> None:
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        if message.error:
+            self.notify(f"download {message.model}: {message.error}", severity="error", timeout=12)
+            return
+        plan = message.plan
+        if plan.complete:
+            self.notify(f"{message.model} {plan.quant} is already on disk")
+            self.post_message(FilesChanged())
+            return
+        free = f", {human_bytes(plan.free_bytes)} free" if plan.free_bytes is not None else ""
+        q = (f"Download {message.model} {plan.quant}: {len(plan.files)} file(s), {human_bytes(plan.need_bytes)} "
+             f"to fetch (of {human_bytes(plan.total_bytes)}) into {short_path(plan.target)}{free}?")
+        if not plan.fits:
+            q += "\nIt does NOT fit on that disk."
+        if message.fit is not None:
+            q += "\n" + message.fit.line[0].upper() + message.fit.line[1:]
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self._start(message.model, plan)
+
+        self.app.push_screen(ConfirmScreen(q, yes="Download"), go)
+
+    def _start(self, name: str, plan) -> None:
+        cancel = self.running[name] = threading.Event()
+        job = self.jobs[name] = Job(name, plan.quant, plan.total_bytes, done=plan.have_bytes, status="queued")
+        self.run_worker(self.update_job(job))
+        self.refresh_bindings()  # d greys, X shows
+        self.show_model(self.model, self.rows)  # its head line offers X now
+        self._run(name, plan, cancel)
+
+    @work(thread=True, group="downloads", exit_on_error=False)
+    def _run(self, name: str, plan, cancel: threading.Event) -> None:
+        from tui.ui.backend import one_line
+
+        last = [0.0]
+
+        def progress(ev) -> None:
+            now = time.monotonic()
+            if ev.status in ("downloading", "checking") and now - last[0] < 0.1:
+                return
+            last[0] = now
+            self.post_message(DownloadProgress(name, ev))
+
+        try:
+            res = self.backend.download_run(plan, progress, cancel)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(DownloadFinished(name, False, one_line(exc)))
+            return
+        if res.ok:
+            self.post_message(DownloadFinished(name, True, f"{len(res.done)} file(s), "
+                                                           f"{human_bytes(res.bytes_fetched)} fetched"))
+        elif res.cancelled:
+            self.post_message(DownloadFinished(name, False, "cancelled; partial files kept (d resumes)"))
+        else:
+            why = "; ".join(f"{f}: {m}" for f, m in list(res.failed.items())[:2])
+            self.post_message(DownloadFinished(name, False, why or "failed"))
+
+    async def on_download_progress(self, message: DownloadProgress) -> None:
+        job = self.jobs.get(message.model)
+        if job is None:
+            return
+        ev = message.event
+        job.done, job.total = ev.overall_done, ev.overall_total
+        job.speed, job.eta = ev.overall_speed, ev.overall_eta
+        job.files[ev.file] = ev.status
+        job.status = "downloading" if ev.status in ("downloading", "checking", "verifying", "retrying") else (
+            job.status if ev.status in ("done", "present", "queued") else ev.status)
+        job.message = ev.message if ev.status in ("retrying", "failed") else ""
+        await self.update_job(job)
+
+    async def on_download_finished(self, message: DownloadFinished) -> None:
+        self.running.pop(message.model, None)
+        job = self.jobs.get(message.model)
+        if job is not None:
+            job.status = "done" if message.ok else ("cancelled" if "cancelled" in message.text else "failed")
+            job.message = message.text
+            if message.ok:
+                job.done = job.total
+            await self.update_job(job)
+        self.notify(f"download {message.model}: {'done, ' if message.ok else ''}{message.text}",
+                    severity="information" if message.ok else "warning", timeout=10)
+        self.post_message(FilesChanged())
+        self.refresh_bindings()
+
+    def cancel_all(self) -> None:
+        """Stop every running download (quit, exit): partial files are kept."""
+        for ev in self.running.values():
+            ev.set()
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "cancel_download":  # X shows (and works) only while something downloads
-            return True if getattr(self.app, "downloads", None) else False
+            return True if self.running else False
         return True
 
     def action_cancel_download(self) -> None:
-        self.app.action_cancel_download()
+        """``X``: cancel the selected model's download (else the first running one), after asking."""
+        from tui.ui.screens.confirm import ConfirmScreen
+
+        name = self.model.name if self.model is not None and self.model.name in self.running else None
+        if name is None:
+            if not self.running:
+                self.notify("no download is running")
+                return
+            name = next(iter(self.running))
+        ev = self.running[name]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                ev.set()
+
+        self.app.push_screen(ConfirmScreen(f"Cancel the download of {name}? Partial files are kept; d resumes.",
+                                           yes="Cancel it"), done)
