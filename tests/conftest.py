@@ -140,3 +140,41 @@ def make_deck(tmp_path, llama_server_bin, smollm_gguf):
     yield make
     for reg in made:
         kill_servers(reg)
+
+
+# --- the local Hub (tests/hubserver.py): one server per module, reset for each test ------------------
+
+@pytest.fixture(scope="module")
+def hub_spec():
+    """What this module's ``hub`` serves (hubserver.HubSpec); a module overrides this fixture
+    (e.g. hubsearch's GLM repos on a SearchHubServer, or a private repo's token)."""
+    from hubserver import HubSpec
+
+    return HubSpec()
+
+
+@pytest.fixture(scope="module")
+def hub(hub_spec, tmp_path_factory):
+    """The module's local Hub-protocol server (the real Hub is never reached), started once;
+    tests reset it through ``hub_env``. ``hub.repos`` is what ``hub_spec.populate`` returned."""
+    root = tmp_path_factory.mktemp("hub")
+    repos = hub_spec.populate(root)
+    with hub_spec.server(root) as srv:
+        srv.token, srv.repos = hub_spec.token, repos
+        yield srv
+
+
+@pytest.fixture
+def hub_env(hub, tmp_path, monkeypatch) -> dict[str, str]:
+    """Per test: the hub reset (hubserver.HubServer.reset), and this process's environment
+    pointed at it as ``hubserver.hub_environ`` says; returns that environment for subprocesses."""
+    from hubserver import hub_environ
+
+    hub.reset()
+    env = hub_environ(hub, tmp_path)
+    for k in [k for k in os.environ if k.startswith(("HF_", "HUGGING"))]:
+        monkeypatch.delenv(k)
+    for k, v in env.items():
+        if k.startswith("HF_"):
+            monkeypatch.setenv(k, v)
+    return env

@@ -16,7 +16,6 @@ repo of an unknown family, one with no GGUF files, plus the private and gated re
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -92,6 +91,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class SearchHubServer(HubServer):
+    http_server = _Server
+    handler = _SearchHandler
+
     def __init__(self, root: Path, **kw):
         super().__init__(root, **kw)
         self.delay = 0.0
@@ -104,20 +106,6 @@ class SearchHubServer(HubServer):
         self.delay = 0.0
         self.rate_limit = 0
         self.rate_limit_path = ""
-        return self
-
-    def start(self) -> "SearchHubServer":  # HubServer.start with the search handler
-        server = self
-
-        class Handler(_SearchHandler):
-            hub = server
-
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="hubserver")
-        self._thread.start()
         return self
 
     # The base server rescans (and stats every file of) a repo on every request, and every repo

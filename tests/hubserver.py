@@ -224,7 +224,11 @@ class _Repo:
 
 
 class HubServer:
-    """Start with :meth:`start` (or as a context manager); ``endpoint`` is the Hub URL."""
+    """Start with :meth:`start` (or as a context manager); ``endpoint`` is the Hub URL.
+    A subclass serves more by its own ``handler`` and ``http_server`` (tests/hubsearch.py)."""
+
+    http_server: type[ThreadingHTTPServer] = ThreadingHTTPServer
+    handler: type | None = None  # None: _Handler, the Hub protocol below
 
     def __init__(self, root: Path, *, page_size: int = 1000):
         self.root = Path(root)
@@ -254,10 +258,10 @@ class HubServer:
     def start(self) -> "HubServer":
         server = self
 
-        class Handler(_Handler):
+        class Handler(self.handler or _Handler):
             hub = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = self.http_server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -681,6 +685,26 @@ def populate(root: Path, *, smollm: Path | None = None) -> dict[str, str]:
         split_gguf(smollm, root / "HuggingFaceTB" / "SmolLM2-GGUF" / "Q4_1", 2)
         repos["smollm"] = "HuggingFaceTB/SmolLM2-GGUF"
     return repos
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """What a test module's ``hub`` fixture (tests/conftest.py) serves: ``populate(root)`` fills
+    the repos (its result is the server's ``repos``), ``server`` serves them, with ``token`` as
+    the one the private repo wants. A module overrides the ``hub_spec`` fixture to change it."""
+
+    populate: Any = populate
+    server: type = HubServer
+    token: str | None = None
+
+
+def hub_environ(hub: HubServer, tmp_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (os.environ) with every HF_*/HUGGING* variable dropped (the user's token and
+    endpoint never reach a test), then HF_ENDPOINT at ``hub``, HF_HOME in ``tmp_path`` and no
+    telemetry."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+    return env
 
 
 def registry_json(models_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, wait_http_ok
-from hubserver import HubServer, populate, registry_json
+from hubserver import HubSpec, populate, registry_json
 from tui.core import registry
 from tui.core.downloads import (Download, DownloadError, HubError, NotEnoughSpace, make_plan)
 from tui.core.modelfiles import download_status, local_files
@@ -29,26 +29,17 @@ TOKEN = "hf_test_secret_token_123"
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, smollm_gguf):
-    root = tmp_path_factory.mktemp("hub")
-    populate(root, smollm=smollm_gguf)
-    srv = HubServer(root).start()
-    srv.token = TOKEN
-    yield srv
-    srv.stop()
+def hub_spec(smollm_gguf):
+    return HubSpec(lambda root: populate(root, smollm=smollm_gguf), token=TOKEN)
 
 
 @pytest.fixture
-def srv(hub):
-    return hub.reset()
+def srv(hub, hub_env):
+    return hub
 
 
 @pytest.fixture
-def reg(tmp_path, monkeypatch, srv):
-    monkeypatch.setenv("HF_ENDPOINT", srv.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+def reg(tmp_path, srv):
     path = tmp_path / "models.json"
     path.write_text(json.dumps(registry_json(tmp_path / "models")))
     return registry.load(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hubserver import HubServer, populate, registry_json
+from hubserver import HubSpec, registry_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_cli_secret_token_456"
@@ -23,25 +23,18 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    populate(root)
-    srv = HubServer(root).start()
-    srv.token = TOKEN
-    yield srv
-    srv.stop()
+def hub_spec():
+    return HubSpec(token=TOKEN)
 
 
 @pytest.fixture
-def srv(hub):
-    return hub.reset()
+def srv(hub, hub_env):
+    return hub
 
 
 @pytest.fixture
-def env(tmp_path, srv):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    e.update(HF_ENDPOINT=srv.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-             LLMDECK_REGISTRY=str(tmp_path / "models.json"))
+def env(tmp_path, hub_env):
+    e = dict(hub_env, LLMDECK_REGISTRY=str(tmp_path / "models.json"))
     (tmp_path / "models.json").write_text(json.dumps(registry_json(tmp_path / "models")))
     return e
 

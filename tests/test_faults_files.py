@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hubserver import HubServer, populate, registry_json
+from hubserver import registry_json
 from tui.core import registry, runfiles, safefiles, supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,24 +44,10 @@ def plain_registry(tmp_path: Path, models: dict | None = None) -> Path:
 
 # --- 3: a .part that is a link ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    populate(root)
-    srv = HubServer(root).start()
-    yield srv
-    srv.stop()
-
-
-def test_a_part_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, hub, monkeypatch):
-    hub.reset()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+def test_a_part_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, hub_env):
+    env = hub_env  # the local Hub (conftest.py), here and in the llmdeck subprocess
     reg_path = tmp_path / "models.json"
     reg_path.write_text(json.dumps(registry_json(tmp_path / "models")))
-    for k, v in env.items():
-        if k.startswith("HF_"):
-            monkeypatch.setenv(k, v)
     from tui.core.downloads import make_plan
 
     reg = registry.load(reg_path)

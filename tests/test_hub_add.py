@@ -5,13 +5,13 @@ the local Hub test server (tests/hubsearch.py) through the real ``huggingface_hu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hubsearch import GLM_QUANTS, SearchHubServer, populate_glm
+from hubserver import HubSpec, hub_environ
 
 from tui.core import hubentry, memfit, registry
 from tui.core.downloads import DownloadError, gguf, quants
@@ -23,32 +23,23 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    repos = populate_glm(root)
-    srv = SearchHubServer(root).start()
-    srv.token = TOKEN
-    srv.repos = repos
-    yield srv
-    srv.stop()
+def hub_spec():
+    return HubSpec(populate_glm, SearchHubServer, TOKEN)
 
 
 @pytest.fixture
-def srv(hub, monkeypatch):
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    return hub.reset()
+def srv(hub, hub_env):
+    return hub
 
 
 @pytest.fixture
-def env(tmp_path, srv):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+def env(tmp_path, hub_env):
+    e = dict(hub_env)
     fake = tmp_path / "bin" / "llama-server"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
-    e.update(HF_ENDPOINT=srv.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-             LLMDECK_REGISTRY=str(tmp_path / "models.json"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    e.update(LLMDECK_REGISTRY=str(tmp_path / "models.json"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     (tmp_path / "models.json").write_text(json.dumps({
         "settings": {"models_dir": str(tmp_path / "models"), "llama_server": str(fake)},
         "models": {"demo": {"model_path": "demo.gguf", "default_port": 8001}}}))
@@ -338,9 +329,8 @@ def smol_hub(tmp_path_factory, smollm_gguf):
 
     root = tmp_path_factory.mktemp("smolhub")
     split_gguf(smollm_gguf, root / "HuggingFaceTB" / "SmolLM2-135M-Instruct-GGUF" / "Q4_1", 2)
-    srv = SearchHubServer(root).start()
-    yield srv
-    srv.stop()
+    with SearchHubServer(root) as srv:
+        yield srv
 
 
 @pytest.mark.server
@@ -348,9 +338,8 @@ def smol_hub(tmp_path_factory, smollm_gguf):
 def test_an_added_entry_downloads_and_the_real_llama_server_serves_it(smol_hub, llama_server_bin, tmp_path):
     from conftest import free_port, kill_servers
 
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    e.update(HF_ENDPOINT=smol_hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-             LLMDECK_REGISTRY=str(tmp_path / "models.json"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    e = hub_environ(smol_hub, tmp_path)
+    e.update(LLMDECK_REGISTRY=str(tmp_path / "models.json"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     (tmp_path / "models.json").write_text(json.dumps({"settings": {"models_dir": str(tmp_path / "models"),
                                                                    "llama_server": str(llama_server_bin)},
                                                       "models": {}}))

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from hubsearch import SearchHubServer, populate_glm
+from hubserver import HubSpec
 from rich.color import Color
 from ui_helpers import wait_until
 
@@ -39,22 +40,13 @@ def styles_of(app, needle: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    populate_glm(root)
-    srv = SearchHubServer(root).start()
-    yield srv
-    srv.stop()
+def hub_spec():
+    return HubSpec(populate_glm, SearchHubServer)
 
 
 @pytest.fixture
-def reg(tmp_path, monkeypatch, hub):
-    hub.reset()
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+def reg(tmp_path, monkeypatch, hub_env):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
     data = {"settings": {"models_dir": str(tmp_path / "models")},
             "models": {"glm-5": {"repo_id": "unsloth/GLM-5-GGUF", "default_port": 8001,
                                  "quants": {"UD-IQ2_XXS": {"pattern": "UD-IQ2_XXS/*.gguf", "size_gb": 241}},

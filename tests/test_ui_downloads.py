@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hubserver import HubServer, populate, registry_json
+from hubserver import registry_json
 from ui_helpers import row_text, wait_until
 
 from tui.core import registry
@@ -18,22 +18,8 @@ from tui.ui.screens.confirm import ConfirmScreen
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub")
-    populate(root)
-    srv = HubServer(root).start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def reg(tmp_path, monkeypatch, hub):
-    hub.reset()
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+def reg(tmp_path, monkeypatch, hub_env):  # the local Hub: conftest.py
     data = registry_json(tmp_path / "models")
     data["models"]["local"] = {"model_path": "local.gguf", "default_port": 8123}
     (tmp_path / "local.gguf").write_bytes(b"GGUF" + bytes(28))
