@@ -22,6 +22,9 @@ TUI read. How it behaves:
   ``settings.swap_wait_s``, or by ``keep_loaded`` ones).
 * On start the router reads the last request times of its predecessor's run file (TTLs
   resume) and adopts models that are loading (their watcher kept them going).
+* Every action (started, swapped out, unloaded, failed, not preloaded) is an event in the run
+  file (the TUI toasts it), a line on stderr, and a note line with its reason in the model's
+  own log (the TUI's log pane shows it; :meth:`OnDemand._log_line`).
 """
 
 from __future__ import annotations
@@ -179,7 +182,23 @@ class OnDemand:
             e["memory"] = memory
         self.events.append(e)
         print(f"llmdeck serve: {action} {model}: {reason}", file=sys.stderr, flush=True)
+        self._log_line(model, action, reason)
         self.write_run_file()
+
+    def _log_line(self, model: str, action: str, reason: str) -> None:
+        """The action as a note line in the model's own log (``----- llmdeck: <time> m: router
+        swapped out: …``): what the TUI's log pane, ``llmdeck logs`` and the front page show for
+        that model, so the reason stays after the TUI's toast has gone. A start's line follows
+        the new run's banner; a stop's ends the run it stopped."""
+        from tui.core import logfiles, safefiles
+
+        try:
+            log = self.reg().log_file(model)
+            if log.parent.is_dir():
+                with safefiles.open_append(log) as fh:
+                    fh.write(logfiles.note(model, f"router {action}: {reason}").encode())
+        except Exception as exc:  # a log that cannot be written never fails the action
+            print(f"llmdeck serve: cannot write {model}'s log: {exc}", file=sys.stderr, flush=True)
 
     # --- requests ------------------------------------------------------------------------------
     def begin(self, name: str) -> od.Usage:

@@ -6,6 +6,12 @@ column is 11 wide, so the words are in the note line), the note line under the t
 selected model (``glm-5: unloads in 4:32 (router http://…)``) and one toast per router action
 (started, swapped out, unloaded, failed…) with its reason. Actions the router recorded before
 the TUI first read the file are not replayed.
+
+The lasting record is a line in the model's own log, written by the router
+(:meth:`tui.router.ondemand.OnDemand._log_line`: ``----- llmdeck: <time> qwen3.5: router
+swapped out: glm-5 needs 230.0 GiB, 190.0 GiB free on GPUs …``): the TUI's log pane (``l``)
+follows that file, so the line is on screen under the model's other log lines, stays after the
+toast has gone, and is there for actions taken while no TUI was running.
 """
 
 from __future__ import annotations
