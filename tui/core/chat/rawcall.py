@@ -166,7 +166,8 @@ class RawCall:
     def begin_key(self, out: list, key: str) -> None:
         self.key = key
         self.kind = schema_kind(self.schemas.get(self.name, {}).get(key))
-        out.append(ToolCallArgs(self.index, ("{" if self.nargs == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": "))
+        sep = "{" if self.nargs == 0 else ", "
+        out.append(ToolCallArgs(self.index, sep + json.dumps(key, ensure_ascii=False) + ": "))
         self.nargs += 1
         self.acc = []
 
@@ -217,3 +218,19 @@ class RawCall:
         if len(s) != len(buf):
             self.block.append(buf[:len(buf) - len(s)])
         return s
+
+    def skip_to(self, buf: str, markers: tuple[str, ...]) -> tuple[str | None, str]:
+        """Between elements: whitespace and stray text up to the first of ``markers`` go to
+        the block. Returns the text after that marker and the marker, or ``(None, "")`` while
+        none is complete (``pending`` then holds what may be the start of one)."""
+        buf = self.skip_ws(buf)
+        if not buf:
+            self.pending = ""
+            return None, ""
+        i, m = earliest(buf, markers)
+        if i == -1:
+            h = hold_len(buf, markers)
+            self.block.append(buf[:len(buf) - h])
+            self.hold(buf, h)
+            return None, ""
+        return self.take(buf, i + len(m)), m

@@ -53,18 +53,9 @@ class GlmCall(RawCall):
             return rest
 
         if sub == _BETWEEN or sub == _AFTER:
-            buf = self.skip_ws(buf)
-            if not buf:
-                self.pending = ""
+            rest, m = self.skip_to(buf, (ARG_VALUE, ARG_KEY, TOOL_CLOSE) if sub == _BETWEEN else (ARG_KEY, TOOL_CLOSE))
+            if rest is None:
                 return None
-            markers = (ARG_VALUE, ARG_KEY, TOOL_CLOSE) if sub == _BETWEEN else (ARG_KEY, TOOL_CLOSE)
-            i, m = earliest(buf, markers)
-            if i == -1:
-                h = hold_len(buf, markers)
-                self.block.append(buf[:len(buf) - h])  # stray text between elements is skipped
-                self.hold(buf, h)
-                return None
-            rest = self.take(buf, i + len(m))
             if m == ARG_VALUE:
                 self.sub = _VALUE
                 self.acc = []

@@ -8,7 +8,7 @@ even when the output ends before ``</tool_call>``.
 from __future__ import annotations
 
 from tui.core.chat.events import ToolCallArgs
-from tui.core.chat.rawcall import TOOL_CLOSE, RawCall, earliest, hold_len
+from tui.core.chat.rawcall import TOOL_CLOSE, RawCall, hold_len
 
 FUNCTION = "<function="
 FUNCTION_END = "</function>"
@@ -70,18 +70,9 @@ class QwenXmlCall(RawCall):
             return rest
 
         if sub == _BODY or sub == _END:
-            buf = self.skip_ws(buf)
-            if not buf:
-                self.pending = ""
+            rest, m = self.skip_to(buf, (PARAMETER, FUNCTION_END, TOOL_CLOSE) if sub == _BODY else (TOOL_CLOSE,))
+            if rest is None:
                 return None
-            markers = (PARAMETER, FUNCTION_END, TOOL_CLOSE) if sub == _BODY else (TOOL_CLOSE,)
-            i, m = earliest(buf, markers)
-            if i == -1:
-                h = hold_len(buf, markers)
-                self.block.append(buf[:len(buf) - h])
-                self.hold(buf, h)
-                return None
-            rest = self.take(buf, i + len(m))
             if m == PARAMETER:
                 self.sub = _KEY
                 self.acc = []
