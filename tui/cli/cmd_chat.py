@@ -23,6 +23,7 @@ import os
 import sys
 
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
+from tui.core.chat.events import EventHandler, stats_line
 
 
 def _positive(v: str) -> int:
@@ -72,7 +73,7 @@ class JsonRenderer:
         info(msg)
 
 
-class PlainRenderer:
+class PlainRenderer(EventHandler):
     DIM, BOLD, RESET = "\x1b[2;3m", "\x1b[1;36m", "\x1b[0m"
 
     def __init__(self, out=None, color: bool = False) -> None:
@@ -100,60 +101,48 @@ class PlainRenderer:
         self.mode = None
 
     def event(self, ev) -> None:
-        t = ev.type
-        if t == "reasoning":
-            if self.mode != "reasoning":
-                self._close()
-                self._newline()
-                self._w("[thinking]\n", self.DIM)
-                self.mode = "reasoning"
-            self._w(ev.text, self.DIM)
-        elif t == "content":
-            if self.mode != "content":
-                self._close()
-                self.mode = "content"
-            self._w(ev.text)
-        elif t == "tool_call":
-            import json
+        self.handle(ev)
 
+    def on_reasoning(self, ev) -> None:
+        if self.mode != "reasoning":
             self._close()
             self._newline()
-            self._w(f"[tool call] {ev.name} ({ev.id})\n", self.BOLD)
-            if ev.ok:
-                self._w(json.dumps(ev.arguments, indent=2, ensure_ascii=False) + "\n")
-            else:
-                self._w(ev.raw + "\n")
-                self._w("(incomplete: the arguments are not valid JSON)\n", self.DIM)
-        elif t == "done":
+            self._w("[thinking]\n", self.DIM)
+            self.mode = "reasoning"
+        self._w(ev.text, self.DIM)
+
+    def on_content(self, ev) -> None:
+        if self.mode != "content":
             self._close()
-            self._newline()
-            info(stats_line(ev))
-            if ev.stats.reasoning_unterminated and ev.finish_reason == "stop":
-                warn("the reply never closed its thinking (no </think>): all of it is shown as thinking")
-        elif t == "error":
-            self._close()
-            self._newline()
-            error(ev.message)
+            self.mode = "content"
+        self._w(ev.text)
+
+    def on_tool_call(self, ev) -> None:
+        import json
+
+        self._close()
+        self._newline()
+        self._w(f"[tool call] {ev.name} ({ev.id})\n", self.BOLD)
+        if ev.ok:
+            self._w(json.dumps(ev.arguments, indent=2, ensure_ascii=False) + "\n")
+        else:
+            self._w(ev.raw + "\n")
+            self._w("(incomplete: the arguments are not valid JSON)\n", self.DIM)
+
+    def on_done(self, ev) -> None:
+        self._close()
+        self._newline()
+        info(stats_line(ev.stats, ev.finish_reason))
+        if ev.stats.reasoning_unterminated and ev.finish_reason == "stop":
+            warn("the reply never closed its thinking (no </think>): all of it is shown as thinking")
+
+    def on_error(self, ev) -> None:
+        self._close()
+        self._newline()
+        error(ev.message)
 
     def note(self, msg: str) -> None:
         info(msg)
-
-
-def stats_line(done) -> str:
-    s = done.stats
-    parts = [f"finish={done.finish_reason}"]
-    if s.completion_tokens is not None:
-        parts.append(f"{s.completion_tokens} tokens")
-    if s.tokens_per_s is not None:
-        parts.append(f"{s.tokens_per_s:.1f} tok/s ({s.tokens_per_s_source})")
-    if s.ttft_s is not None:
-        parts.append(f"TTFT {s.ttft_s:.2f} s")
-    if s.prompt_tokens is not None:
-        cached = f" ({s.cached_tokens} cached)" if s.cached_tokens else ""
-        parts.append(f"prompt {s.prompt_tokens} tokens{cached}")
-    if s.elapsed_s is not None:
-        parts.append(f"{s.elapsed_s:.2f} s")
-    return " · ".join(parts)
 
 
 # --- running turns ----------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.core.chat.client import ChatClient, SlotsReport
-from tui.core.chat.events import Content, Done, Error, Reasoning, Stats, ToolCall, ToolCallArgs, ToolCallStarted
+from tui.core.chat.events import (Content, Done, Error, EventHandler, Reasoning, Stats, ToolCall, ToolCallArgs,
+                                  ToolCallStarted)
 
 
 @dataclass
@@ -49,6 +50,41 @@ class Turn:
     @property
     def cancelled(self) -> bool:
         return self.finish_reason == "cancelled"
+
+
+class _Recorder(EventHandler):
+    """Fills a :class:`Turn` from its events; ``produced`` once any part of a reply arrived."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.reasoning: list[str] = []
+        self.content: list[str] = []
+        self.produced = False
+
+    def on_content(self, ev: Content) -> None:
+        self.content.append(ev.text)
+        self.produced = True
+
+    def on_reasoning(self, ev: Reasoning) -> None:
+        self.reasoning.append(ev.text)
+        self.produced = True
+
+    def on_tool_call(self, ev: ToolCall) -> None:
+        self.turn.tool_calls.append(ev)
+        self.produced = True
+
+    def on_tool_call_started(self, ev: ToolCallStarted | ToolCallArgs) -> None:
+        self.produced = True
+
+    on_tool_call_args = on_tool_call_started
+
+    def on_done(self, ev: Done) -> None:
+        t = self.turn
+        t.finish_reason, t.usage, t.timings, t.stats = ev.finish_reason, ev.usage, ev.timings, ev.stats
+        self.produced = True
+
+    def on_error(self, ev: Error) -> None:
+        self.turn.error = ev
 
 
 class Conversation:
@@ -123,36 +159,17 @@ class Conversation:
             self.messages.append({"role": "user", "content": text})
         turn = Turn(prompt=text)
         self.turns.append(turn)
-        reasoning: list[str] = []
-        content: list[str] = []
-        produced = False
+        rec = _Recorder(turn)
         try:
             async for ev in self.client.stream(self.request_messages(), tools=self.tools,
                                                tool_choice=self.tool_choice, max_tokens=self.max_tokens,
                                                thinking=self.thinking, params=self.params, extra=self.extra):
-                t = type(ev)
-                if t is Content:
-                    content.append(ev.text)
-                    produced = True
-                elif t is Reasoning:
-                    reasoning.append(ev.text)
-                    produced = True
-                elif t is ToolCall:
-                    turn.tool_calls.append(ev)
-                    produced = True
-                elif t is ToolCallStarted or t is ToolCallArgs:
-                    produced = True
-                elif t is Done:
-                    turn.finish_reason, turn.usage, turn.timings, turn.stats = (
-                        ev.finish_reason, ev.usage, ev.timings, ev.stats)
-                    produced = True
-                elif t is Error:
-                    turn.error = ev
+                rec.handle(ev)
                 yield ev
         finally:
-            turn.reasoning = "".join(reasoning)
-            turn.content = "".join(content)
-            if produced:
+            turn.reasoning = "".join(rec.reasoning)
+            turn.content = "".join(rec.content)
+            if rec.produced:
                 msg: dict[str, Any] = {"role": "assistant", "content": turn.content}
                 calls = [c for c in turn.tool_calls if c.ok]
                 if calls:

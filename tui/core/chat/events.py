@@ -37,29 +37,33 @@ ERROR_KINDS = (
 
 
 @dataclass(slots=True)
-class Reasoning:
-    """Thinking text (``reasoning_content``/``reasoning`` or raw ``<think>`` text)."""
+class _Text:
+    """A text delta (the base of :class:`Reasoning` and :class:`Content`)."""
 
     text: str
+
+
+@dataclass(slots=True)
+class Reasoning(_Text):
+    """Thinking text (``reasoning_content``/``reasoning`` or raw ``<think>`` text)."""
+
     type: ClassVar[str] = "reasoning"
 
 
 @dataclass(slots=True)
-class Content:
+class Content(_Text):
     """Answer text."""
 
-    text: str
     type: ClassVar[str] = "content"
 
 
 @dataclass(slots=True)
-class ToolCallStarted:
-    """A tool call whose name is complete; its arguments follow as :class:`ToolCallArgs`."""
+class _Call:
+    """What names one tool call (the base of :class:`ToolCallStarted` and :class:`ToolCall`)."""
 
     index: int
     id: str
     name: str
-    type: ClassVar[str] = "tool_call_started"
 
 
 @dataclass(slots=True)
@@ -72,12 +76,17 @@ class ToolCallArgs:
 
 
 @dataclass(slots=True)
-class ToolCall:
-    """A complete tool call: ``arguments`` is the parsed JSON when ``ok``."""
+class ToolCallStarted(_Call):
+    """A tool call whose name is complete; its arguments follow as :class:`ToolCallArgs`."""
 
-    index: int
-    id: str
-    name: str
+    type: ClassVar[str] = "tool_call_started"
+
+
+@dataclass(slots=True)
+class ToolCall(_Call):
+    """A complete tool call (``index``, ``id``, ``name``): ``arguments`` is the parsed JSON
+    when ``ok``."""
+
     arguments: Any
     raw: str
     ok: bool
@@ -161,6 +170,43 @@ def coalesce(events: list) -> list:
                 continue
         out.append(ev)
     return out
+
+
+class EventHandler:
+    """A visitor over the chat events: the one place that switches on an event's kind.
+
+    :meth:`handle` calls the subclass's ``on_<type>(ev)`` for the event's :attr:`type`
+    (``on_reasoning``, ``on_content``, ``on_tool_call_started``, ``on_tool_call_args``,
+    ``on_tool_call``, ``on_usage``, ``on_done``, ``on_error``) and returns what it returns; an
+    event whose method the subclass does not define is passed over (None).
+    """
+
+    def handle(self, ev: Any) -> Any:
+        method = getattr(self, "on_" + ev.type, None)
+        return None if method is None else method(ev)
+
+
+def stats_line(stats: Stats | None, finish_reason: str | None) -> str:
+    """The line both front ends show after a reply (the TUI under the answer, ``llmdeck chat``
+    on stderr), e.g. ``first token 0.21 s · 41.7 tok/s · 58 tokens · prompt 31 (24 cached) ·
+    2.4 s``. Figures the turn does not have are left out; ``finish: REASON`` ends the line
+    unless the reply simply stopped (``length``, ``tool_calls``, ``cancelled``, …)."""
+    bits = []
+    if stats is not None:
+        if stats.ttft_s is not None:
+            bits.append(f"first token {stats.ttft_s:.2f} s")
+        if stats.tokens_per_s is not None:
+            bits.append(f"{stats.tokens_per_s:.1f} tok/s")
+        if stats.completion_tokens is not None:
+            bits.append(f"{stats.completion_tokens} tokens")
+        if stats.prompt_tokens is not None:
+            cached = f" ({stats.cached_tokens} cached)" if stats.cached_tokens else ""
+            bits.append(f"prompt {stats.prompt_tokens}{cached}")
+        if stats.elapsed_s is not None:
+            bits.append(f"{stats.elapsed_s:.1f} s")
+    if finish_reason and finish_reason != "stop":
+        bits.append(f"finish: {finish_reason}")
+    return " · ".join(bits) or (finish_reason or "")
 
 
 def to_json(ev: Any) -> dict | None:

@@ -39,6 +39,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Input, Static
 
+from tui.core.chat.events import Content, Done, Error, EventHandler, Reasoning, Stats, ToolCall, coalesce, stats_line
 from tui.ui import keys
 from tui.ui.widgets.transcript import (AnswerBlock, TextBlock, ThinkingBlock, ToolCallBlock, Transcript,
                                        UserBlock)
@@ -74,8 +75,9 @@ class PromptInput(Input):
         self.cursor_position = len(self.value)
 
 
-class AssistantTurn:
-    """The blocks of one reply in the transcript: thoughts, tool calls, answer, stats line."""
+class AssistantTurn(EventHandler):
+    """The blocks of one reply in the transcript: thoughts, tool calls, answer, stats line;
+    :meth:`handle` draws an event into them."""
 
     def __init__(self, transcript: Transcript) -> None:
         self.transcript = transcript
@@ -92,44 +94,53 @@ class AssistantTurn:
     def content(self) -> str:
         return self.answer.source if self.answer else ""
 
-    def write_reasoning(self, text: str) -> None:
+    def on_reasoning(self, ev: Reasoning) -> None:
         if self.thinking is None:
             self.thinking = self.transcript.add(ThinkingBlock(), before=self.stats)
-        self.thinking.append(text)
+        self.thinking.append(ev.text)
 
-    def write_content(self, text: str) -> None:
+    def on_content(self, ev: Content) -> None:
         if self.answer is None:
             if self.thinking is not None and not self.thinking.collapsed:
                 self.thinking.collapse()  # the answer starts: thoughts fold away
             self.answer = self.transcript.add(AnswerBlock(), before=self.stats)
-        self.answer.append(text)
+        self.answer.append(ev.text)
 
-    def add_tool_call(self, call: Any) -> ToolCallBlock:
-        block = self.transcript.add(ToolCallBlock(call), before=self.stats)
-        self.tools.append(block)
-        return block
+    def on_tool_call(self, call: ToolCall) -> None:
+        self.tools.append(self.transcript.add(ToolCallBlock(call), before=self.stats))
 
     def finish(self) -> None:
         if self.thinking is not None and not self.thinking.collapsed:
             self.thinking.collapse()
 
 
-def stats_line(stats: Any, finish: str | None) -> str:
-    bits = []
-    if stats is not None:
-        if stats.ttft_s is not None:
-            bits.append(f"first token {stats.ttft_s:.2f} s")
-        if stats.tokens_per_s is not None:
-            bits.append(f"{stats.tokens_per_s:.1f} tok/s")
-        if stats.completion_tokens is not None:
-            bits.append(f"{stats.completion_tokens} tokens")
-        if stats.prompt_tokens is not None:
-            bits.append(f"prompt {stats.prompt_tokens}")
-        if stats.elapsed_s is not None:
-            bits.append(f"{stats.elapsed_s:.1f} s")
-    if finish and finish not in ("stop",):
-        bits.append(f"finish: {finish}")
-    return " · ".join(bits) or (finish or "")
+class _Reply(EventHandler):
+    """How the worker takes one reply's events: text waits in the pane's buffer for the next
+    flush (never a re-render per token), a complete tool call gets its block at once (after the
+    text before it), and the end is noted for the stats line."""
+
+    def __init__(self, pane: ChatPane, turn: AssistantTurn) -> None:
+        self.pane = pane
+        self.turn = turn
+        self.finish: str | None = None
+        self.stats: Stats | None = None
+        self.error: str | None = None
+
+    def on_reasoning(self, ev: Reasoning | Content) -> None:
+        self.pane._buf.append(ev)
+
+    on_content = on_reasoning
+
+    def on_tool_call(self, ev: ToolCall) -> None:
+        self.pane._flush()
+        self.turn.handle(ev)
+        self.pane.pending_tools.append(ev)
+
+    def on_done(self, ev: Done) -> None:
+        self.finish, self.stats = ev.finish_reason, ev.stats
+
+    def on_error(self, ev: Error) -> None:
+        self.error = ev.message
 
 
 class ChatPane(Vertical):
@@ -154,7 +165,7 @@ class ChatPane(Vertical):
         self.last_answer = ""
         self.pending_tools: list[Any] = []
         self.tool_results: dict[str, str] = {}
-        self._buf: list[tuple[str, str]] = []
+        self._buf: list[Reasoning | Content] = []  # text deltas waiting for the next flush
         self._flush_timer = None
         self.events_seen = 0
         self.last_flush_at = 0.0
@@ -247,57 +258,33 @@ class ChatPane(Vertical):
 
     @work(exclusive=True, group="chat", exit_on_error=False)
     async def _consume(self, make_stream) -> None:
-        from tui.core.chat import events as ev
-
-        turn = self.turn
-        finish = None
-        stats = None
-        error = None
+        reply = _Reply(self, self.turn)
         try:
             async for e in make_stream():
                 self.events_seen += 1
-                if isinstance(e, ev.Reasoning):
-                    self._buf.append(("r", e.text))
-                elif isinstance(e, ev.Content):
-                    self._buf.append(("c", e.text))
-                elif isinstance(e, ev.ToolCall):
-                    await self._flush()
-                    turn.add_tool_call(e)
-                    self.pending_tools.append(e)
-                elif isinstance(e, ev.Done):
-                    finish, stats = e.finish_reason, e.stats
-                elif isinstance(e, ev.Error):
-                    error = e.message
+                reply.handle(e)
         except Exception as exc:  # noqa: BLE001 — shown in the turn, the app goes on
-            error = f"{type(exc).__name__}: {exc}"
+            reply.error = f"{type(exc).__name__}: {exc}"
         finally:
             # runs on cancel too (esc): keep what arrived, mark the turn
-            cancelled = finish is None and error is None
-            await self._end_turn(turn, finish or ("cancelled" if cancelled else None), stats, error)
+            cancelled = reply.finish is None and reply.error is None
+            await self._end_turn(reply.turn, reply.finish or ("cancelled" if cancelled else None), reply.stats,
+                                 reply.error)
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         if not self._buf or self.turn is None:
             return
         buf, self._buf = self._buf, []
-        # merge adjacent deltas of one kind: one stream write per block per flush
-        merged: list[list] = []
-        for kind, text in buf:
-            if merged and merged[-1][0] == kind:
-                merged[-1][1] += text
-            else:
-                merged.append([kind, text])
-        for kind, text in merged:
-            if kind == "r":
-                self.turn.write_reasoning(text)
-            else:
-                self.turn.write_content(text)
+        for ev in coalesce(buf):  # adjacent deltas of one kind merged: one stream write per block per flush
+            self.turn.handle(ev)
         self.last_flush_at = time.perf_counter()
 
-    async def _end_turn(self, turn: AssistantTurn, finish: str | None, stats: Any, error: str | None) -> None:
+    async def _end_turn(self, turn: AssistantTurn, finish: str | None, stats: Stats | None,
+                        error: str | None) -> None:
         if self._flush_timer is not None:
             self._flush_timer.stop()
             self._flush_timer = None
-        await self._flush()
+        self._flush()
         turn.finish()
         if error:
             turn.stats.update(Text(f"error: {error}", style="bold red"))
