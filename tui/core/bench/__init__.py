@@ -5,7 +5,10 @@ Modules, one job each:
 * :mod:`.workload` — ``burst``, ``concurrency=N``, ``rate=R`` (Poisson, seeded) and the ``seed``
   suite (the four rows of seed 004's table).
 * :mod:`.prompts` — the seeded synthetic prompt set and the ShareGPT loader (streamed, sampled).
-* :mod:`.client` — the asyncio HTTP/1.1 + SSE client (bounded memory, bulk parsing).
+* :mod:`.client` — the asyncio HTTP/1.1 + SSE client (bounded memory, bulk parsing): the
+  request record and the keep-alive pool, over :mod:`.http1` (the HTTP/1.1 response, chunked
+  decoding), :mod:`.sse` (one streamed completion's events, lazy parsing) and
+  :mod:`.firsttoken` (the thread that stamps first tokens).
 * :mod:`.runner` — runs one workload, reports :class:`Progress`, measures its own overhead.
 * :mod:`.results` — :class:`WorkloadResult` / :class:`BenchReport`, JSON files in ``logs/bench/``,
   the seed table rows.

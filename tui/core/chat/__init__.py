@@ -1,10 +1,13 @@
 """Chat with any OpenAI-compatible server, thinking and tool calls kept apart.
 
-Modules, one job each: :mod:`events` (the event dataclasses), :mod:`sse` (bytes → SSE
-payloads), :mod:`rawtags` (raw ``<think>``/``<tool_call>`` text → events), :mod:`deltas`
+Modules, one job each: :mod:`events` (the event dataclasses, the :class:`~.events.EventHandler`
+visitor over them, the one stats line), :mod:`sse` (bytes → SSE payloads), :mod:`rawtags` (raw
+``<think>``/``<tool_call>`` text → events; one reader per tool-call format in :mod:`rawcall_glm`,
+:mod:`rawcall_qwen`, :mod:`rawcall_hermes`, what they share in :mod:`rawcall`), :mod:`deltas`
 (server chunks → events), :mod:`stream` (one response body → events, with stats),
-:mod:`errors` (HTTP failures → one-line errors), :mod:`client` (httpx streaming, cancel,
-``/slots``), :mod:`conversation` (history), :mod:`tools` (tool definitions from a file).
+:mod:`errors` (HTTP failures and the server's error payloads → one-line errors), :mod:`client`
+(httpx streaming, cancel, ``/slots``), :mod:`conversation` (history), :mod:`tools` (tool
+definitions from a file).
 
 Importing this package loads only the events; the client (and httpx) load on first use.
 """
