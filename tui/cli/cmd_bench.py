@@ -11,10 +11,9 @@ the report saved) or the server could not be reached; 2 usage, registry or promp
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tui.cli.common import load_registry
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
+from tui.cli.common import UsageError, exits, load_registry, print_history
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, live_line, print_json, table, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,18 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress_printer():
-    if not sys.stderr.isatty():
-        return None, lambda: None
+    line, clear = live_line()
+    if line is None:
+        return None, clear
 
     def show(p) -> None:
-        line = (f"{p.workload}: {p.done}/{p.total} done · {p.in_flight} in flight · {p.tok_s:,.0f} tok/s · "
-                f"{p.errors} errors · {p.elapsed_s:.0f}s")
-        sys.stderr.write("\r\x1b[2K" + line)
-        sys.stderr.flush()
-
-    def clear() -> None:
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
+        line(f"{p.workload}: {p.done}/{p.total} done · {p.in_flight} in flight · {p.tok_s:,.0f} tok/s · "
+             f"{p.errors} errors · {p.elapsed_s:.0f}s")
 
     return show, clear
 
@@ -69,46 +63,29 @@ def print_tables(runs) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
-    if args.history:
-        return _history(reg, args)
     from tui.core import bench
-    from tui.core.registry import UnknownModel
 
+    if args.history:
+        return print_history(args, "bench", bench.list_reports, lambda r: r.to_dict(), _history_table)
+    reg = load_registry(args)
     if args.requests < 1:
-        error("--requests must be 1 or more")
-        return EXIT_USAGE
+        raise UsageError("--requests must be 1 or more")
     if args.max_tokens is not None and args.max_tokens < 1:
-        error("--max-tokens must be 1 or more")
-        return EXIT_USAGE
+        raise UsageError("--max-tokens must be 1 or more")
     if args.timeout <= 0:
-        error("--timeout must be more than 0 seconds")
-        return EXIT_USAGE
-    try:
+        raise UsageError("--timeout must be more than 0 seconds")
+    with exits(EXIT_USAGE, bench.WorkloadError):
         workloads = bench.parse_many(args.workload)
-    except bench.WorkloadError as exc:
-        error(str(exc))
-        return EXIT_USAGE
+    model = reg.get(args.model)
     options = bench.BenchOptions(requests=args.requests, max_tokens=args.max_tokens, seed=args.seed,
                                  timeout_s=args.timeout, ignore_eos=args.ignore_eos)
-    try:
-        session = bench.BenchSession(reg, args.model, workloads=workloads, options=options,
+    with exits(EXIT_USAGE, bench.PromptsError, prefix="--prompts "), exits(EXIT_FAIL, bench.BenchError):
+        session = bench.BenchSession(reg, model.name, workloads=workloads, options=options,
                                      prompts_file=args.prompts)
-    except bench.PromptsError as exc:
-        error(f"--prompts {exc}")
-        return EXIT_USAGE
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except bench.BenchError as exc:
-        error(str(exc))
-        return EXIT_FAIL
     report = session.report
     if not args.json:
         extra = report.settings_summary()
-        info(f"bench {args.model} at {report.base_url}" + (f" ({extra})" if extra else "")
+        info(f"bench {model.name} at {report.base_url}" + (f" ({extra})" if extra else "")
              + f": {len(workloads)} workload(s) × {args.requests} requests, prompts {report.prompts['source']}")
     show, clear = _progress_printer()
     try:
@@ -145,21 +122,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _history(reg, args: argparse.Namespace) -> int:
-    from tui.core import bench
-
-    if args.model not in reg.models:
-        from tui.core.registry import UnknownModel
-
-        error(str(UnknownModel(reg, args.model)))
-        return EXIT_USAGE
-    reports = bench.list_reports(reg.logs_dir, args.model, args.last)
-    if not reports:
-        info(f"no saved runs of '{args.model}' in {reg.logs_dir / 'bench'}: run llmdeck bench {args.model}")
-        return EXIT_OK
-    if args.json:
-        print_json([r.to_dict() | {"path": str(r.path)} for r in reports])
-        return EXIT_OK
+def _history_table(reports) -> None:
     from tui.core.bench import SEED_HEADERS
 
     rows = []
@@ -169,4 +132,3 @@ def _history(reg, args: argparse.Namespace) -> int:
             rows.append([when, *r.seed_row(), str(r.errors), rep.settings_summary()])
     table(["When", *SEED_HEADERS, "Errors", "Settings"], rows)
     print("TTFT and E2E latency are medians (p50), in ms.")
-    return EXIT_OK

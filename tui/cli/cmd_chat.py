@@ -256,7 +256,7 @@ def _not_running(reg, model) -> str | None:
     from tui.core import supervisor
     from tui.core.chat.errors import llmdeck_command
 
-    st = supervisor.state_of(reg, model.name, probe=False)
+    st = supervisor.state_of(reg, model, probe=False)
     if st.running:
         return None
     cli = llmdeck_command(reg.path)
@@ -270,10 +270,7 @@ def _not_running(reg, model) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from tui.cli.common import load_model
 
-    found = load_model(args)
-    if found is None:
-        return EXIT_USAGE
-    reg, model = found
+    reg, model = load_model(args)
     if model.engine != "external":  # a stopped model's port may belong to another program now
         refusal = _not_running(reg, model)
         if refusal:

@@ -179,10 +179,7 @@ class _RichReporter:
 
 
 def cmd_download(args) -> int:
-    found = load_model(args)
-    if found is None:
-        return EXIT_USAGE
-    reg, model = found
+    reg, model = load_model(args)
     refusal = download_refusal(model, reg.path)  # the TUI's d key follows the same rule
     if refusal:
         error(refusal)

@@ -16,11 +16,9 @@ marked partial).
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 
-from tui.cli.common import load_registry
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
+from tui.cli.common import UsageError, exits, load_registry, print_history
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, live_line, print_json, table, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,23 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress_printer():
-    if not sys.stderr.isatty():
-        return lambda _p: None, lambda: None
-    last = [0.0]
-
-    def show(p) -> None:
-        now = time.monotonic()
-        if now - last[0] < 0.1 and p.done < p.total:
-            return
-        last[0] = now
-        sys.stderr.write("\r\x1b[2K" + p.line())
-        sys.stderr.flush()
-
-    def clear() -> None:
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
-
-    return show, clear
+    line, clear = live_line(0.1)
+    if line is None:
+        return lambda _p: None, clear
+    return (lambda p: line(p.line(), force=p.done >= p.total)), clear
 
 
 def print_report(report, failures: int) -> None:
@@ -90,40 +75,27 @@ def _short(s: str, n: int) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
     from tui.core import eval as ev
-    from tui.core.registry import UnknownModel
 
     if args.history:
-        return _history(reg, args)
+        return print_history(args, "eval", ev.list_reports, lambda r: r.to_dict(with_cases=False), _history_table)
+    reg = load_registry(args)
     for flag, v in (("--limit", args.limit), ("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens)):
         if v is not None and v < 1:
-            error(f"{flag} must be 1 or more")
-            return EXIT_USAGE
+            raise UsageError(f"{flag} must be 1 or more")
     if args.timeout <= 0:
-        error("--timeout must be more than 0 seconds")
-        return EXIT_USAGE
-    try:
+        raise UsageError("--timeout must be more than 0 seconds")
+    with exits(EXIT_USAGE, ev.BfclError):
         cats = [ev.parse_category(c) for c in args.category or []]
-    except ev.BfclError as exc:
-        error(str(exc))
-        return EXIT_USAGE
+    model = reg.get(args.model)
     options = ev.EvalOptions(categories=cats, limit=args.limit, concurrency=args.concurrency,
                              thinking=False if args.no_think else None, max_tokens=args.max_tokens,
                              timeout_s=args.timeout)
-    try:
-        session = ev.EvalSession(reg, args.model, options, progress=lambda m: info(m))
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except (ev.BfclError, ev.EvalError) as exc:
-        error(str(exc))
-        return EXIT_FAIL
+    with exits(EXIT_FAIL, ev.BfclError, ev.EvalError):
+        session = ev.EvalSession(reg, model.name, options, progress=lambda m: info(m))
     report = session.report
     if not args.json:
-        info(f"eval {args.model} at {report.base_url}: {session.total} BFCL {ev.BFCL_VERSION} cases in "
+        info(f"eval {model.name} at {report.base_url}: {session.total} BFCL {ev.BFCL_VERSION} cases in "
              f"{len(session.categories)} categories, {session.concurrency} in flight, "
              + ("thinking off" if args.no_think else "thinking on"))
     show, clear = _progress_printer()
@@ -152,23 +124,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _history(reg, args: argparse.Namespace) -> int:
+def _history_table(reports) -> None:
     from tui.core import eval as ev
 
-    if args.model not in reg.models:
-        from tui.core.registry import UnknownModel
-
-        error(str(UnknownModel(reg, args.model)))
-        return EXIT_USAGE
-    reports = ev.list_reports(reg.logs_dir, args.model, args.last)
-    if not reports:
-        info(f"no saved runs of '{args.model}' in {reg.logs_dir / 'eval'}: run llmdeck eval {args.model}")
-        return EXIT_OK
-    if args.json:
-        print_json([r.to_dict(with_cases=False) | {"path": str(r.path)} for r in reports])
-        return EXIT_OK
     headers, rows = ev.history_table(reports)
     table(headers, rows)
     for line in ev.history_legend(reports):
         print(line)
-    return EXIT_OK

@@ -9,10 +9,10 @@ error (a bad repo id, a name clash, an unknown quant).
 from __future__ import annotations
 
 import argparse
+import contextlib
 
-from tui.cli.common import registry_path
-from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, info, is_tty, print_json,
-                            table, warn)
+from tui.cli.common import UsageError, exits, registry_path
+from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, human_bytes, info, is_tty, print_json, table, warn
 
 VERDICT_TEXT = {"vram": "fits in VRAM", "vram+ram": "fits in VRAM + RAM", "no": "does not fit"}
 VERDICT_STYLE = {"vram": "green", "vram+ram": "yellow", "no": "red"}
@@ -32,17 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_search)
 
 
-def _errors():
+@contextlib.contextmanager
+def _hub_errors():
+    """The Hub refused or failed: exit 1; a bad repo id, name or quant: exit 2."""
     from tui.core.downloads.errors import DownloadError, HubError
 
-    return DownloadError, HubError
-
-
-def _fail(exc) -> int:
-    from tui.core.downloads.errors import HubError
-
-    error(str(exc))
-    return EXIT_FAIL if isinstance(exc, HubError) else EXIT_USAGE
+    with exits(EXIT_USAGE, DownloadError), exits(EXIT_FAIL, HubError):
+        yield
 
 
 def _load_table(text: str):
@@ -94,11 +90,8 @@ def print_table(t) -> None:
 
 
 def cmd_quants(args) -> int:
-    DownloadError, _ = _errors()
-    try:
+    with _hub_errors():
         t, _q = _load_table(args.repo)
-    except DownloadError as exc:
-        return _fail(exc)
     if args.json:
         print_json(t.to_json())
     else:
@@ -109,11 +102,8 @@ def cmd_quants(args) -> int:
 def cmd_search(args) -> int:
     from tui.core.downloads import quants
 
-    DownloadError, _ = _errors()
-    try:
+    with _hub_errors():
         hits = quants.search(args.text, limit=args.limit)
-    except DownloadError as exc:
-        return _fail(exc)
     if args.json:
         print_json([h.to_json() for h in hits])
         return EXIT_OK
@@ -138,25 +128,19 @@ def add_from_hub(args) -> int:
 
     from tui.core import hubentry, registry
 
-    DownloadError, _ = _errors()
     path = registry_path(args)
     reg = None
     try:
         reg = registry.load(path)
     except registry.RegistryError as exc:
         if not (exc.problems and exc.problems[0].startswith("file not found")):
-            for line in str(exc).splitlines():
-                error(line)
-            return EXIT_USAGE
+            raise
     if args.entry is not None:
-        error(f"invalid model name '{args.model}': a name matches [a-z0-9][a-z0-9._-]* (no '/'); as a Hub repo "
-              "id, `llmdeck add REPO[:QUANT]` takes no JSON")
-        return EXIT_USAGE
-    try:
+        raise UsageError(f"invalid model name '{args.model}': a name matches [a-z0-9][a-z0-9._-]* (no '/'); as a "
+                         "Hub repo id, `llmdeck add REPO[:QUANT]` takes no JSON")
+    with _hub_errors():
         t, quant = _load_table(args.model)
         built = hubentry.build(t, quant=quant, name=args.name, port=args.port, registry=reg)
-    except DownloadError as exc:
-        return _fail(exc)
     for w in built.warnings:
         warn(w)
     for n in built.notes:
@@ -170,12 +154,7 @@ def add_from_hub(args) -> int:
     if args.dry_run:
         print(json.dumps({built.name: built.entry}, indent=2, ensure_ascii=False))
         return EXIT_OK
-    try:
-        registry.add_model(path, built.name, built.entry)
-    except registry.RegistryError as exc:
-        for line in str(exc).splitlines():
-            error(line)
-        return EXIT_USAGE
+    registry.add_model(path, built.name, built.entry)
     info(f"added '{built.name}' ({t.repo_id}, default quant {built.quant}, port "
          f"{built.entry['default_port']}) to {path}: `llmdeck download {built.name}` fetches it")
     return EXIT_OK

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from tui.cli.common import load_registry, registry_path
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, print_json, table, warn
+from tui.cli.common import Failed, UsageError, load_model, load_registry, registry_path
+from tui.cli.output import EXIT_FAIL, EXIT_OK, error, info, print_json, table, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,8 +69,6 @@ def _gb(n: float | None) -> str:
 
 def cmd_list(args) -> int:
     reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
     if args.json:
         out = []
         for m in reg.models.values():
@@ -105,25 +103,11 @@ def cmd_check(args) -> int:
         reg = registry.load(registry_path(args))
         problems = [f"{reg.path}: {p}" for p in keymap_problems(reg.settings.keymap)[1]]
     if problems:
-        for p in problems:
-            error(p)
-        return EXIT_USAGE
+        raise UsageError("\n".join(problems))
     for m in reg.models.values():
         if exposed := m.exposure():
             warn(exposed)
     print(f"{reg.path}: ok ({len(reg.models)} models)")
-    return EXIT_OK
-
-
-def _registry_call(fn, *a) -> int:
-    from tui.core import registry
-
-    try:
-        fn(*a)
-    except registry.RegistryError as exc:
-        for line in str(exc).splitlines():
-            error(line)
-        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -135,21 +119,17 @@ def cmd_add(args) -> int:
 
         return add_from_hub(args)
     if args.entry is None:
-        error(f"add '{args.model}': give the entry as JSON (`llmdeck add NAME JSON`), or a Hub repo "
-              "(`llmdeck add org/name[:QUANT]`)")
-        return EXIT_USAGE
+        raise UsageError(f"add '{args.model}': give the entry as JSON (`llmdeck add NAME JSON`), or a Hub repo "
+                         "(`llmdeck add org/name[:QUANT]`)")
     try:
         entry = json.loads(args.entry)
     except json.JSONDecodeError as exc:
-        error(f"entry for '{args.model}': invalid JSON at column {exc.colno}: {exc.msg}")
-        return EXIT_USAGE
+        raise UsageError(f"entry for '{args.model}': invalid JSON at column {exc.colno}: {exc.msg}") from None
     if not isinstance(entry, dict):
-        error(f"entry for '{args.model}' must be a JSON object")
-        return EXIT_USAGE
-    rc = _registry_call(registry.add_model, registry_path(args), args.model, entry, )
-    if rc == EXIT_OK:
-        info(f"added '{args.model}' to {registry_path(args)}")
-    return rc
+        raise UsageError(f"entry for '{args.model}' must be a JSON object")
+    registry.add_model(registry_path(args), args.model, entry)
+    info(f"added '{args.model}' to {registry_path(args)}")
+    return EXIT_OK
 
 
 def cmd_edit(args) -> int:
@@ -159,8 +139,7 @@ def cmd_edit(args) -> int:
     for a in args.assignments:
         key, sep, val = a.partition("=")
         if not sep or not key:
-            error(f"'{a}': expected KEY=VALUE (VALUE is JSON, or a plain string)")
-            return EXIT_USAGE
+            raise UsageError(f"'{a}': expected KEY=VALUE (VALUE is JSON, or a plain string)")
         if val == "":
             updates[key] = None
             continue
@@ -168,57 +147,48 @@ def cmd_edit(args) -> int:
             updates[key] = json.loads(val)
         except json.JSONDecodeError:
             updates[key] = val
-    rc = _registry_call(registry.update_model, registry_path(args), args.model, updates)
-    if rc == EXIT_OK:
-        info(f"updated '{args.model}' in {registry_path(args)}")
-    return rc
+    registry.update_model(registry_path(args), args.model, updates)
+    info(f"updated '{args.model}' in {registry_path(args)}")
+    return EXIT_OK
 
 
 def cmd_remove(args) -> int:
     from tui.core import registry, supervisor
 
-    reg = load_registry(args)
-    if reg is not None and args.model in reg.models:
-        st = supervisor.state_of(reg, args.model, probe=False)
+    try:
+        reg, model = load_model(args)
+    except registry.UnknownModel:
+        pass  # remove_model says so
+    except registry.RegistryError as exc:
+        error(str(exc))  # said; removing the entry may be what fixes it
+    else:
+        st = supervisor.state_of(reg, model, probe=False)
         if st.pid:
-            error(f"'{args.model}' is running (pid {st.pid}): stop it first ('llmdeck stop {args.model}')")
-            return EXIT_FAIL
-    rc = _registry_call(registry.remove_model, registry_path(args), args.model)
-    if rc == EXIT_OK:
-        info(f"removed '{args.model}' from {registry_path(args)} (files left in place)")
-    return rc
+            raise Failed(f"'{args.model}' is running (pid {st.pid}): stop it first ('llmdeck stop {args.model}')")
+    registry.remove_model(registry_path(args), args.model)
+    info(f"removed '{args.model}' from {registry_path(args)} (files left in place)")
+    return EXIT_OK
 
 
 def cmd_delete(args) -> int:
     import sys
 
     from tui.core import supervisor
-    from tui.core.registry import UnknownModel
 
-    reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
-    try:
-        files, size = supervisor.delete_files(reg, args.model, args.quant, dry_run=True)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except supervisor.SupervisorError as exc:
-        error(str(exc))
-        return EXIT_FAIL
+    reg, model = load_model(args)
+    files, size = supervisor.delete_files(reg, model, args.quant, dry_run=True)
     if not files:
         info(f"{args.model}: nothing downloaded to delete")
         return EXIT_OK
     where = files[0].parent
     if not args.yes:
         if not sys.stdin.isatty():
-            error(f"deleting {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}: pass --yes to confirm")
-            return EXIT_USAGE
+            raise UsageError(f"deleting {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}: pass --yes to confirm")
         answer = input(f"Delete {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             info("nothing deleted")
             return EXIT_FAIL
-    files, size = supervisor.delete_files(reg, args.model, args.quant)
+    files, size = supervisor.delete_files(reg, model, args.quant)
     info(f"{args.model}: deleted {len(files)} file(s), {_gb(size) or '0 GB'}, from {where}")
     return EXIT_OK
 
@@ -232,6 +202,5 @@ def cmd_setup(args) -> int:
         print(f"templates:    {provision.templates_dir()}")
         print(f"BFCL (eval):  {provision.bfcl_package()}")
     except provision.ProvisionError as exc:
-        error(str(exc))
-        return EXIT_FAIL
+        raise Failed(str(exc)) from None
     return EXIT_OK

@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from tui.cli.common import registry_path
-from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, warn
+from tui.cli.common import UsageError, registry_path
+from tui.cli.output import EXIT_FAIL, EXIT_OK, error, info, warn
 
 DEFAULT_PORT = 8888
 DEFAULT_MAX_BODY_MB = 32
@@ -66,33 +66,22 @@ def keyed_models_problem(models: dict, key: str | None) -> tuple[str | None, str
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tui.core import registry
     from tui.router.app import make_app, run, serve
     from tui.router.backends import RegistryBackends
 
     if not (0 <= args.port <= 65535):
-        error(f"--port {args.port} is not a port (0-65535)")
-        return EXIT_USAGE
+        raise UsageError(f"--port {args.port} is not a port (0-65535)")
     if not (0 < args.max_body_mb < float("inf")):
-        error(f"--max-body-mb {args.max_body_mb:g} is not a size: give megabytes above 0")
-        return EXIT_USAGE
+        raise UsageError(f"--max-body-mb {args.max_body_mb:g} is not a size: give megabytes above 0")
     key = None
     if args.api_key_env:
         key = os.environ.get(args.api_key_env)
         if not key:
-            error(f"--api-key-env names ${args.api_key_env}, which is not set (or empty): export it first")
-            return EXIT_USAGE
+            raise UsageError(f"--api-key-env names ${args.api_key_env}, which is not set (or empty): export it first")
     provider = RegistryBackends(registry_path(args))
-    try:
-        provider.registry()
-    except registry.RegistryError as exc:
-        for line in str(exc).splitlines():
-            error(line)
-        return EXIT_USAGE
-    problem, keyed_warning = keyed_models_problem(provider.registry().models, key)
+    problem, keyed_warning = keyed_models_problem(provider.registry().models, key)  # a bad registry raises
     if problem:
-        error(problem)
-        return EXIT_USAGE
+        raise UsageError(problem)
     for w in (exposure_warning(args.host, args.port, key), keyed_warning):
         if w:
             warn(w)
@@ -106,10 +95,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         info(f"router listening on http://{shown}:{port} (OpenAI base http://{shown}:{port}/v1; "
              f"registry {provider.path}){' with an API key' if key else ''}")
 
+    from tui.router.ondemand import RouterBusy
+
     try:
         app = make_app(provider, api_key=key, max_body=int(args.max_body_mb * (1 << 20)), host=args.host,
                        on_demand=True)
         run(serve(app, args.host, args.port, ready=ready))
+    except RouterBusy as exc:  # another router serves this registry (run/router.lock)
+        error(str(exc))
+        return EXIT_FAIL
     except OSError as exc:
         error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               + ("; is another 'llmdeck serve' running? pass --port" if exc.errno == 98 else ""))

@@ -6,9 +6,8 @@ import argparse
 import sys
 import time
 
-from tui.cli.common import load_model, load_registry
-from tui.cli.output import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, human_bytes, human_duration, info, warn,
-                            print_json, table)
+from tui.cli.common import UsageError, load_model, load_registry
+from tui.cli.output import EXIT_FAIL, EXIT_OK, error, human_bytes, human_duration, info, print_json, table, warn
 
 STATE_STYLE = {"ready": "green", "loading": "yellow", "starting": "yellow", "unhealthy": "red",
                "crashed": "bold red", "stopping": "magenta", "stopped": "dim"}
@@ -71,30 +70,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_metrics)
 
 
-def _fail(exc: Exception) -> int:
-    error(str(exc))
-    return EXIT_FAIL
-
-
 def cmd_connect(args) -> int:
     from dataclasses import asdict
 
     from tui.core import supervisor
     from tui.core.connect import connect
 
-    found = load_model(args)
-    if found is None:
-        return EXIT_USAGE
-    reg, model = found
-    spec = supervisor.endpoints(reg, model.name)
+    reg, model = load_model(args)
+    spec = supervisor.endpoints(reg, model)
     if not spec.base_url:
-        error(f"model '{model.name}' has no port: set default_port in {reg.path}")
-        return EXIT_USAGE
+        raise UsageError(f"model '{model.name}' has no port: set default_port in {reg.path}")
     c = connect(model, spec.base_url, ssh_host=args.ssh_host)
     if args.json:
         print_json(asdict(c))
         return EXIT_OK
-    st = supervisor.state_of(reg, model.name, probe=False)
+    st = supervisor.state_of(reg, model, probe=False)
     if model.engine != "external" and not st.running:
         info(f"{model.name} is not running: 'llmdeck start {model.name}' first (the lines below use its "
              "default port)")
@@ -111,52 +101,37 @@ def _describe(st) -> str:
 
 
 def cmd_start(args) -> int:
-    from tui.core import supervisor
-    from tui.core.engines.base import LaunchError
-    from tui.core.registry import UnknownModel
+    from tui.core import ondemand, supervisor
 
-    reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
-    model = reg.models.get(args.model)
-    if model is not None and (exposed := model.exposure()):
+    reg, model = load_model(args)
+    if exposed := model.exposure():
         warn(exposed)
-    try:
-        if args.dry_run:
-            spec = supervisor.launch_spec(reg, args.model, quant=args.quant, port=args.port,
-                                          binary=args.binary, cpp_dir=args.cpp_dir, dry_run=True)
-            for w in spec.warnings:
-                warn(w)
-            if spec.port:  # the start would stop here: say so, the command is still printed
-                try:
-                    supervisor.check_port_free(spec.host, spec.port)
-                except supervisor.SupervisorError as exc:
-                    warn(f"{exc} (a start now would fail)")
-            print(spec.shell_line())
-            _memory_line(reg, args.model, spec)
-            return EXIT_OK
-        from tui.core import ondemand
-
-        if args.model in reg.models:  # swap_group (issue 16): the others of its group stop first
-            ondemand.stop_group_for(reg, args.model, on_stop=lambda n: info(
-                f"stopping {n}: it shares swap_group {reg.models[args.model].swap_group} with {args.model}"))
-        st = supervisor.start(reg, args.model, quant=args.quant, port=args.port, binary=args.binary,
-                              cpp_dir=args.cpp_dir)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except (LaunchError, supervisor.SupervisorError) as exc:
-        return _fail(exc)
-    info(f"started {args.model}: pid {st.pid}, port {st.port}, log {st.log}")
+    if args.dry_run:
+        spec = supervisor.launch_spec(reg, model, quant=args.quant, port=args.port,
+                                      binary=args.binary, cpp_dir=args.cpp_dir, dry_run=True)
+        for w in spec.warnings:
+            warn(w)
+        if spec.port:  # the start would stop here: say so, the command is still printed
+            try:
+                supervisor.check_port_free(spec.host, spec.port)
+            except supervisor.SupervisorError as exc:
+                warn(f"{exc} (a start now would fail)")
+        print(spec.shell_line())
+        _memory_line(model, spec)
+        return EXIT_OK
+    # swap_group (issue 16): the others of its group stop first
+    ondemand.stop_group_for(reg, model.name, on_stop=lambda n: info(
+        f"stopping {n}: it shares swap_group {model.swap_group} with {model.name}"))
+    st = supervisor.start(reg, model, quant=args.quant, port=args.port, binary=args.binary, cpp_dir=args.cpp_dir)
+    info(f"started {model.name}: pid {st.pid}, port {st.port}, log {st.log}")
     if not args.wait:
         return EXIT_OK if st.state != "crashed" else EXIT_FAIL
-    return _wait(reg, args.model, args.timeout)
+    return _wait(reg, model, args.timeout)
 
 
-def _memory_line(reg, name: str, spec) -> None:
+def _memory_line(model, spec) -> None:
     """For a llama-server whose files are here: will they fit VRAM + RAM (on stderr: stdout is
     the command line, for scripts)."""
-    model = reg.models[name]
     files = [f for f in spec.files if f.is_file()]
     if model.engine != "llama-server" or not files:
         return
@@ -165,9 +140,10 @@ def _memory_line(reg, name: str, spec) -> None:
     info(memfit.of_files(files, model).line)
 
 
-def _wait(reg, name: str, timeout: float | None) -> int:
+def _wait(reg, model, timeout: float | None) -> int:
     from tui.core import supervisor
 
+    name = model.name
     t0 = time.monotonic()
     last = [""]
 
@@ -181,7 +157,7 @@ def _wait(reg, name: str, timeout: float | None) -> int:
             info(f"{name}: {line} [{time.monotonic() - t0:.1f}s]")
             last[0] = line
 
-    st = supervisor.wait_ready(reg, name, timeout=timeout, on_change=show)
+    st = supervisor.wait_ready(reg, model, timeout=timeout, on_change=show)
     if st.state == "ready":
         info(f"{name}: ready at {st.url} after {time.monotonic() - t0:.1f}s")
         return EXIT_OK
@@ -196,28 +172,19 @@ def _wait(reg, name: str, timeout: float | None) -> int:
 
 def cmd_stop(args) -> int:
     from tui.core import supervisor
-    from tui.core.registry import UnknownModel
 
     reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
     if args.all == bool(args.model):
-        error("give a model name or --all")
-        return EXIT_USAGE
-    try:
-        if args.all:
-            done = supervisor.stop_all(reg, grace=args.grace)
-            info(f"stopped {len(done)} server(s)" + (": " + ", ".join(s.name for s in done) if done else ""))
-            return EXIT_OK
-        before = supervisor.state_of(reg, args.model, probe=False)
-        st = supervisor.stop(reg, args.model, grace=args.grace,
-                             on_kill=lambda pid: info(f"{args.model}: still running after the grace period; "
-                                                      f"sending SIGKILL to {pid}"))
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except supervisor.SupervisorError as exc:
-        return _fail(exc)
+        raise UsageError("give a model name or --all")
+    if args.all:
+        done = supervisor.stop_all(reg, grace=args.grace)
+        info(f"stopped {len(done)} server(s)" + (": " + ", ".join(s.name for s in done) if done else ""))
+        return EXIT_OK
+    model = reg.get(args.model)
+    before = supervisor.state_of(reg, model, probe=False)
+    st = supervisor.stop(reg, model, grace=args.grace,
+                         on_kill=lambda pid: info(f"{args.model}: still running after the grace period; "
+                                                  f"sending SIGKILL to {pid}"))
     if before.last_error and before.last_error.startswith("stale pid file"):
         info(f"{args.model}: {before.last_error}")  # and that process was not signalled
     info(f"{args.model}: stopped" if before.pid else f"{args.model}: was not running")
@@ -226,21 +193,11 @@ def cmd_stop(args) -> int:
 
 def cmd_restart(args) -> int:
     from tui.core import supervisor
-    from tui.core.engines.base import LaunchError
-    from tui.core.registry import UnknownModel
 
-    reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
-    try:
-        st = supervisor.restart(reg, args.model, quant=args.quant, port=args.port, grace=args.grace)
-    except UnknownModel as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    except (LaunchError, supervisor.SupervisorError) as exc:
-        return _fail(exc)
-    info(f"restarted {args.model}: pid {st.pid}, port {st.port}")
-    return _wait(reg, args.model, None) if args.wait else EXIT_OK
+    reg, model = load_model(args)
+    st = supervisor.restart(reg, model, quant=args.quant, port=args.port, grace=args.grace)
+    info(f"restarted {model.name}: pid {st.pid}, port {st.port}")
+    return _wait(reg, model, None) if args.wait else EXIT_OK
 
 
 def _usage_by_pid(states) -> dict:
@@ -254,8 +211,6 @@ def cmd_status(args) -> int:
     from tui.core import supervisor
 
     reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
     states = supervisor.status(reg)
     usage = _usage_by_pid(states)
     from tui.core import ondemand
@@ -309,27 +264,11 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def _registry_for(args, *names: str):
-    """The registry, or None after printing one line (bad registry or unknown model)."""
-    from tui.core.registry import UnknownModel
-
-    reg = load_registry(args)
-    if reg is None:
-        return None
-    for n in names:
-        if n not in reg.models:
-            error(str(UnknownModel(reg, n)))
-            return None
-    return reg
-
-
 def cmd_logs(args) -> int:
     from tui.core import logfiles
 
-    reg = _registry_for(args, args.model)
-    if reg is None:
-        return EXIT_USAGE
-    path = reg.log_file(args.model)
+    reg, model = load_model(args)
+    path = reg.log_file(model.name)
     if args.run:
         path = path.with_name(f"{path.name}.{args.run}")
     if not path.exists() and not args.follow:
@@ -352,15 +291,13 @@ def cmd_logs(args) -> int:
 def cmd_health(args) -> int:
     from tui.core import health, supervisor
 
-    reg = _registry_for(args, *([args.model] if args.model else []))
-    if reg is None:
-        return EXIT_USAGE
-    names = [args.model] if args.model else list(reg.models)
+    reg = load_registry(args)
+    models = [reg.get(args.model)] if args.model else list(reg.models.values())
     results = []
     worst = EXIT_OK
-    for n in names:
-        m = reg.models[n]
-        url = supervisor.endpoints(reg, n).health_url
+    for m in models:
+        n = m.name
+        url = supervisor.endpoints(reg, m).health_url
         t0 = time.perf_counter()
         p = health.health(url, api_key=m.api_key(), timeout=2.0)
         ms = (time.perf_counter() - t0) * 1000
@@ -380,11 +317,8 @@ def cmd_metrics(args) -> int:
     from tui.core import health, supervisor
     from tui.core.telemetry.metrics import parse_prometheus
 
-    reg = _registry_for(args, args.model)
-    if reg is None:
-        return EXIT_USAGE
-    m = reg.models[args.model]
-    url = supervisor.endpoints(reg, args.model).metrics_url
+    reg, m = load_model(args)
+    url = supervisor.endpoints(reg, m).metrics_url
     p = health.get(url, api_key=m.api_key(), timeout=5.0)
     if p.status is None:
         error(f"{args.model}: cannot reach {url}: {p.error} (is it running? 'llmdeck status')")

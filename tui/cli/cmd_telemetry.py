@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _model_pids(args) -> dict[int, str]:
     """Root PID → model name for the running servers of the registry, if there is one."""
-    from tui.cli.common import registry_path
+    from tui.cli.common import load_registry, registry_path
 
     path = registry_path(args)
     explicit = bool(args.registry or os.environ.get("LLMDECK_REGISTRY"))
@@ -32,7 +32,7 @@ def _model_pids(args) -> dict[int, str]:
     from tui.core import registry, supervisor
 
     try:
-        reg = registry.load(path)
+        reg = load_registry(args)
     except registry.RegistryError as exc:
         first = str(exc).splitlines()[0] if str(exc) else path
         warn(f"models are not shown: {first}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tui.cli.output import EXIT_OK, EXIT_USAGE, error
+from tui.cli.output import EXIT_OK, EXIT_USAGE
 
 
 def _first_states_in_background(reg):
@@ -53,18 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from tui.cli.common import load_registry
 
     reg = load_registry(args)
-    if reg is None:
-        return EXIT_USAGE
     chat_options = {}
     tools_file = os.environ.get("LLMDECK_TOOLS")
     if tools_file:
+        from tui.cli.common import exits
         from tui.core.chat.tools import ToolsError, load_tools
 
-        try:
+        with exits(EXIT_USAGE, ToolsError, prefix="LLMDECK_TOOLS: "):
             chat_options["tools"] = load_tools(tools_file)
-        except ToolsError as exc:
-            error(f"LLMDECK_TOOLS: {exc}")
-            return EXIT_USAGE
     first = _first_states_in_background(reg)
     from tui.ui.app import LlmdeckApp  # the UI library, only for this command
     from tui.ui.backend import Backend

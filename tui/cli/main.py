@@ -2,7 +2,9 @@
 
 Each command group lives in its own module with ``register(subparsers)``; the module's
 handlers take the parsed ``args`` and return an exit code (0 ok, 1 the operation failed,
-2 usage or registry error). Handlers import heavy libraries lazily so that quick commands
+2 usage or registry error), or raise a :class:`~tui.core.errors.LlmdeckError`, which
+:func:`main` prints (one line per problem, never a traceback) and maps to its exit code here,
+once. Handlers import heavy libraries lazily so that quick commands
 (``status``, ``list``) start fast. ``llmdeck`` with no command opens the TUI.
 """
 
@@ -14,8 +16,8 @@ import os
 import sys
 
 from tui import __version__
-from tui.cli.common import load_model, load_registry, registry_path  # noqa: F401  (importable from here as before)
 from tui.cli.output import EXIT_FAIL, EXIT_USAGE, error
+from tui.core.errors import LlmdeckError
 
 #: command modules, in help order; each defines register(subparsers)
 COMMAND_MODULES = [
@@ -72,9 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         from tui.cli import cmd_tui  # imports textual only here
 
-        return cmd_tui.run(args)
+        try:
+            return cmd_tui.run(args)
+        except LlmdeckError as exc:  # a bad registry: before any screen is drawn
+            error(str(exc))
+            return exc.exit_code
     try:
         return int(args.func(args) or 0)
+    except LlmdeckError as exc:  # every command's one-line errors, with their exit codes
+        error(str(exc))
+        return exc.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

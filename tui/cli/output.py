@@ -12,7 +12,7 @@ from typing import Any
 
 from tui.core.text import human_bytes, human_duration  # noqa: F401  (one formatting, shared with the UI)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from tui.core.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401  (one set, carried by the errors)
 
 
 def error(msg: str) -> None:
@@ -30,6 +30,30 @@ def info(msg: str) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def live_line(every_s: float = 0.0):
+    """(show(text), clear()) for one line on stderr that redraws itself, at most every
+    ``every_s`` seconds unless ``force``; (None, a no-op) when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    import time
+
+    last = [0.0]
+
+    def show(text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and not force:
+            return
+        last[0] = now
+        sys.stderr.write("\r\x1b[2K" + text)
+        sys.stderr.flush()
+
+    def clear() -> None:
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+    return show, clear
 
 
 def print_json(obj: Any) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.core.errors import UsageError
 from tui.core.safefiles import file_lock  # noqa: F401  (importable from here as before)
 from tui.core.text import did_you_mean  # noqa: F401  (importable from here as before)
 
@@ -120,8 +121,8 @@ def bad_name(name: Any) -> str:
 
 # --- errors ------------------------------------------------------------------------------
 
-class RegistryError(Exception):
-    """models.json is unreadable or invalid. ``problems`` holds one line per problem."""
+class RegistryError(UsageError):
+    """models.json is unreadable or invalid. ``problems`` holds one line per problem (exit 2)."""
 
     def __init__(self, path: Path, problems: list[str]):
         self.path = path
@@ -129,7 +130,9 @@ class RegistryError(Exception):
         super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
-class UnknownModel(KeyError):
+class UnknownModel(UsageError, KeyError):
+    """No model of that name; the message suggests the nearest and lists the registered (exit 2)."""
+
     def __init__(self, registry: "Registry", name: str):
         self.name = name
         hint = did_you_mean(name, registry.models)

@@ -56,12 +56,23 @@ import psutil
 
 from tui.core import engines, health, logfiles, runfiles, safefiles
 from tui.core.engines.base import LaunchError, LaunchSpec
+from tui.core.errors import Failed
 from tui.core.registry import Model, Registry
 from tui.core.states import RUNNING_STATES, STATES, ModelState, fill_loading  # noqa: F401 — re-exported
 
 
-class SupervisorError(Exception):
-    """An operation on a server failed; the message is one line."""
+class SupervisorError(Failed):
+    """An operation on a server failed; the message is one line (exit 1)."""
+
+
+#: a model as the public functions take it: the :class:`Model` a caller already looked up (the
+#: CLI looks it up once per command), or its name (looked up here; an unknown one raises
+#: :class:`~tui.core.registry.UnknownModel`)
+ModelRef = Model | str
+
+
+def _model(registry: Registry, ref: ModelRef) -> Model:
+    return ref if isinstance(ref, Model) else registry.get(ref)
 
 
 # --- process identity ----------------------------------------------------------------------
@@ -188,12 +199,12 @@ def _looks_like_engine(registry: Registry, model: Model, argv: list[str]) -> boo
     return any(model.engine in a for a in argv[:4])
 
 
-def _launch_problem(registry: Registry, name: str, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> str | None:
+def _launch_problem(registry: Registry, model: Model, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> str | None:
     """Why a live process that matches its pid file (start time, command line) is still not to
     be adopted or signalled as this model's server, or None: its command must be the one
     llmdeck launched for this model (``launch.json``; without one, the engine's binary with the
     recorded ``--port``) and its executable that command's binary."""
-    model = registry.get(name)
+    name = model.name
     launch = runfiles.read_json(rd.launch) or {}
     launched = launch.get("argv") if isinstance(launch.get("argv"), list) and launch.get("argv") else None
     who = f"pid {rec.pid}"
@@ -279,8 +290,9 @@ def _probe_state(url: str, model: Model, timeout: float = 0.5) -> tuple[str, str
     return "unhealthy", f"/health answered HTTP {p.status}"
 
 
-def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState:
-    model = registry.get(name)
+def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelState:
+    model = _model(registry, ref)
+    name = model.name
     rd = runfiles.RunDir(registry.run_dir, name)
     log = registry.log_file(name)
     if model.engine == "external":
@@ -304,7 +316,7 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
     if rec is not None:
         same, why = _alive_same(rec)
         if same and not rec.seed_format:
-            why = _launch_problem(registry, name, rd, rec)
+            why = _launch_problem(registry, model, rd, rec)
             same = why is None
         if same and rec.seed_format:
             _adopt_seed_record(registry, name, rd, rec)
@@ -329,7 +341,7 @@ def state_of(registry: Registry, name: str, *, probe: bool = True) -> ModelState
                 if runfiles.unlink_pid_if(rd.pid, rec.pid) and not _watcher_alive(rec.watcher_pid):
                     runfiles.unlink(rd.key)  # its watcher would have; the key goes with its server
             elif cur is not None:
-                return state_of(registry, name, probe=probe)
+                return state_of(registry, model, probe=probe)
             rec = None
     if rec is not None:
         st.pid, st.port, st.quant = rec.pid, rec.port, rec.quant
@@ -375,16 +387,16 @@ def _last_watcher(rd: runfiles.RunDir) -> int | None:
     return (runfiles.read_json(rd.state) or {}).get("watcher_pid")
 
 
-def endpoints(registry: Registry, name: str) -> LaunchSpec:
+def endpoints(registry: Registry, ref: ModelRef) -> LaunchSpec:
     """Where a model's server is reached: the URL its pid file recorded while it runs (it may
     run on another port than ``default_port``), else where models.json says it would be.
     No network probe. ``argv`` is empty: this is for talking to it, not starting it."""
-    model = registry.get(name)
+    model = _model(registry, ref)
     if model.engine != "external":
-        st = state_of(registry, name, probe=False)
+        st = state_of(registry, model, probe=False)
         if st.state in RUNNING_STATES and st.url:
             origin = st.url.rstrip("/").removesuffix("/v1")
-            return LaunchSpec(model=name, engine=model.engine, argv=[], port=urlsplit(st.url).port, base_url=st.url,
+            return LaunchSpec(model=model.name, engine=model.engine, argv=[], port=urlsplit(st.url).port, base_url=st.url,
                               health_url=origin + "/health", metrics_url=origin + "/metrics")
     return engines.spec_for(registry, model)
 
@@ -396,19 +408,16 @@ def status(registry: Registry, *, probe: bool = True) -> list[ModelState]:
 
 # --- start ----------------------------------------------------------------------------------
 
-def launch_spec(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
+def launch_spec(registry: Registry, ref: ModelRef, *, quant: str | None = None, port: int | None = None,
                 binary: str | None = None, cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
-    model = registry.get(name)
+    model = _model(registry, ref)
+    name = model.name
     engine = engines.get_engine(model.engine)
     if engine is None:
         raise LaunchError(f"model '{name}': unknown engine '{model.engine}'")
     if model.engine == "external":
         raise LaunchError(f"model '{name}' is engine 'external' ({model.base_url}): llmdeck does not start it")
-    import inspect
-
-    accepts = "dry_run" in inspect.signature(engine.launch).parameters
-    kw = {"dry_run": True} if dry_run and accepts else {}
-    return engine.launch(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir, **kw)
+    return engine.launch(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir, dry_run=dry_run)
 
 
 def _port_owner(port: int) -> str:
@@ -460,7 +469,7 @@ WATCHER_END_WAIT_S = 5.0
 WATCHER_START_WAIT_S = 60.0
 
 
-def start(registry: Registry, name: str, *, quant: str | None = None, port: int | None = None,
+def start(registry: Registry, ref: ModelRef, *, quant: str | None = None, port: int | None = None,
           binary: str | None = None, cpp_dir: str | None = None, check_bin: bool = True) -> ModelState:
     """Preflight, then spawn the watcher in a new session. Returns once the PID is known.
 
@@ -469,17 +478,19 @@ def start(registry: Registry, name: str, *, quant: str | None = None, port: int 
     with "already starting" when the first is still at it after :data:`START_LOCK_WAIT_S`."""
     # what cannot be launched (an external model, an engine not installed, a missing file) is
     # refused before anything is written: no run/, logs/ or lock beside the registry
+    model = _model(registry, ref)
+    name = model.name
     _check_run_dir(registry)
-    launch_spec(registry, name, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
+    launch_spec(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
     rd = runfiles.RunDir(registry.run_dir, name)
     try:
         safefiles.private_dir(registry.run_dir)
         safefiles.private_dir(registry.logs_dir)
         with runfiles.start_lock(rd.start_lock, timeout=START_LOCK_WAIT_S):
-            return _start_locked(registry, name, rd, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir,
+            return _start_locked(registry, model, rd, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir,
                                  check_bin=check_bin)
     except runfiles.Busy as busy:
-        cur = state_of(registry, name, probe=False)
+        cur = state_of(registry, model, probe=False)
         if cur.pid:
             raise SupervisorError(f"model '{name}' is already starting (pid {cur.pid}, port {cur.port})") from None
         by = f" by llmdeck pid {busy.holder}" if busy.holder else ""
@@ -500,13 +511,13 @@ def _end_watcher(rd: runfiles.RunDir, watcher: int | None) -> None:
         time.sleep(0.02)
 
 
-def _start_locked(registry: Registry, name: str, rd: runfiles.RunDir, *, quant: str | None, port: int | None,
+def _start_locked(registry: Registry, model: Model, rd: runfiles.RunDir, *, quant: str | None, port: int | None,
                   binary: str | None, cpp_dir: str | None, check_bin: bool) -> ModelState:
-    cur = state_of(registry, name)
+    name = model.name
+    cur = state_of(registry, model)
     if cur.running:
         raise SupervisorError(f"model '{name}' is already running (pid {cur.pid}, port {cur.port}, {cur.state})")
-    spec = launch_spec(registry, name, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
-    model = registry.get(name)
+    spec = launch_spec(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
     if check_bin and spec.argv and model.engine == "llama-server":
         check_binary(spec.argv[0])
     if spec.port:
@@ -551,7 +562,7 @@ def _start_locked(registry: Registry, name: str, rd: runfiles.RunDir, *, quant: 
             raise SupervisorError(f"model '{name}': its watcher did not start the server within "
                                   f"{WATCHER_START_WAIT_S:.0f} s (machine overloaded?); see {log}")
         time.sleep(0.01)
-    st = state_of(registry, name)
+    st = state_of(registry, model)
     if st.state == "crashed" and st.exit and st.exit.get("code") == 127:
         raise SupervisorError(f"model '{name}': {st.exit.get('reason')}")
     return st
@@ -565,10 +576,11 @@ def _watcher_env() -> dict[str, str]:
     return env
 
 
-def wait_ready(registry: Registry, name: str, timeout: float | None = None, poll_s: float = 0.02,
+def wait_ready(registry: Registry, ref: ModelRef, timeout: float | None = None, poll_s: float = 0.02,
                on_change=None) -> ModelState:
     """Wait until ready, crashed, or stopped (or timeout). ``on_change(state)`` on each change."""
-    model = registry.get(name)
+    model = _model(registry, ref)
+    name = model.name
     timeout = timeout or model.load_timeout_s or registry.settings.start_timeout_s
     deadline = time.monotonic() + timeout
     last = None
@@ -582,12 +594,12 @@ def wait_ready(registry: Registry, name: str, timeout: float | None = None, poll
         if url is not None:
             p = health.health(url, api_key=_api_key(model), timeout=1.0)
             if p.status == 200:
-                st = state_of(registry, name)
+                st = state_of(registry, model)
                 if st.state == "ready":
                     if on_change and last != "ready":
                         on_change(st)
                     return st
-        st = state_of(registry, name, probe=url is None)
+        st = state_of(registry, model, probe=url is None)
         if st.state in ("crashed", "stopped"):
             if on_change and st.state != last:
                 on_change(st)
@@ -611,14 +623,15 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=None) -> ModelState:
+def stop(registry: Registry, ref: ModelRef, *, grace: float | None = None, on_kill=None) -> ModelState:
     """SIGTERM the server's process group; SIGKILL after ``grace`` seconds. Idempotent."""
-    model = registry.get(name)
+    model = _model(registry, ref)
+    name = model.name
     if model.engine == "external":
         raise SupervisorError(f"model '{name}' is engine 'external': llmdeck does not stop it")
     _check_run_dir(registry)
     rd = runfiles.RunDir(registry.run_dir, name)
-    st = state_of(registry, name, probe=False)
+    st = state_of(registry, model, probe=False)
     watcher = st.watcher_pid or _last_watcher(rd)
     if st.pid is None:
         # nothing running; a watcher waiting to restart is told to give up
@@ -636,7 +649,7 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
                 exit_rec["stop_requested"] = True
                 runfiles.write_json(rd.exit, exit_rec)
         _remove_key_if_unused(rd)
-        return state_of(registry, name, probe=False)
+        return state_of(registry, model, probe=False)
     grace = registry.settings.stop_grace_s if grace is None else grace
     pid = st.pid
     runfiles.write_json(rd.stopping, {"at": time.time(), "grace": grace, "pid": pid})
@@ -688,7 +701,7 @@ def stop(registry: Registry, name: str, *, grace: float | None = None, on_kill=N
     runfiles.unlink_pid_if(rd.pid, pid)
     runfiles.unlink(rd.stopping)
     _remove_key_if_unused(rd)
-    return state_of(registry, name, probe=False)
+    return state_of(registry, model, probe=False)
 
 
 def stop_all(registry: Registry, *, grace: float | None = None) -> list[ModelState]:
@@ -700,27 +713,29 @@ def stop_all(registry: Registry, *, grace: float | None = None) -> list[ModelSta
     return out
 
 
-def restart(registry: Registry, name: str, **kw: Any) -> ModelState:
+def restart(registry: Registry, ref: ModelRef, **kw: Any) -> ModelState:
+    model = _model(registry, ref)
     grace = kw.pop("grace", None)
-    stop(registry, name, grace=grace)
-    return start(registry, name, **kw)
+    stop(registry, model, grace=grace)
+    return start(registry, model, **kw)
 
 
-def delete_files(registry: Registry, name: str, quant: str | None = None, *,
+def delete_files(registry: Registry, ref: ModelRef, quant: str | None = None, *,
                  dry_run: bool = False) -> tuple[list[Path], int]:
     """Delete one quant's downloaded files (final, partial, manifest). Refused while the
     model's server runs with that quant, and for ``model_path`` models (the user's files).
     Returns the files (to be) removed and their size in bytes."""
     from tui.core import modelfiles
 
-    model = registry.get(name)
+    model = _model(registry, ref)
+    name = model.name
     qname = quant or model.default_quant
     if model.model_path:
         raise SupervisorError(f"model '{name}' uses model_path {model.model_path}: those files are yours; "
                               "llmdeck only deletes what it downloaded")
     if qname is None or (qname not in model.quants and not modelfiles.quant_dir(registry, model, qname).is_dir()):
         raise SupervisorError(f"model '{name}' has no quant '{qname}'; known: {', '.join(model.quants) or 'none'}")
-    st = state_of(registry, name, probe=False)
+    st = state_of(registry, model, probe=False)
     if st.running and (st.quant in (None, qname)):
         raise SupervisorError(f"model '{name}' is running (pid {st.pid}) with quant {st.quant or qname}: stop it first")
     files = modelfiles.deletable_files(registry, model, qname)

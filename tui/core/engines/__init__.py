@@ -53,11 +53,8 @@ def spec_for(registry: "Registry", model: "Model") -> LaunchSpec:
 
     if model.engine == "external":
         return External().launch(registry, model)
-    port = model.default_port
-    host = model.host
     eng = get_engine(model.engine)
-    if eng is not None and hasattr(eng, "endpoint"):  # engines with their own default host/port
-        host, port, *_ = eng.endpoint(model)
+    host, port = (model.host, model.default_port) if eng is None else eng.endpoint(model)[:2]
     chost = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{chost}:{port}"
     return LaunchSpec(model=model.name, engine=model.engine, argv=[], host=host, port=port,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.core.errors import Failed
+
 if TYPE_CHECKING:
     from tui.core.registry import Model, Registry
 
@@ -24,8 +26,8 @@ def mask_env(env: dict[str, str]) -> dict[str, str]:
     return {k: (MASK if SECRET_NAME_RE.search(k) and v else v) for k, v in env.items()}
 
 
-class LaunchError(Exception):
-    """A model cannot be launched; the message is one line naming what and what to do."""
+class LaunchError(Failed):
+    """A model cannot be launched; the message is one line naming what and what to do (exit 1)."""
 
 
 @dataclass
@@ -142,7 +144,17 @@ class Engine:
                 out += p.to_argv(v, registry.resolve)
         return out
 
+    def endpoint(self, model: "Model", port: int | None = None) -> tuple[str, int | None, bool, bool]:
+        """(bind host, port, pass a host flag?, pass a port flag?): the entry's ``host`` and
+        ``port`` or ``default_port`` (engines with defaults of their own override this)."""
+        port = port or model.default_port
+        return model.host, port, True, port is not None
+
     def launch(self, registry: "Registry", model: "Model", *, quant: str | None = None,
                port: int | None = None, binary: str | None = None,
-               cpp_dir: str | None = None) -> LaunchSpec:
+               cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
+        """The launch of ``model``: every engine takes these same arguments (one it has no use
+        for is ignored). ``dry_run``: a problem that would stop a real start (a file, the
+        binary, the engine not installed) goes into ``LaunchSpec.warnings`` instead of raising
+        :class:`LaunchError`, so that ``start --dry-run`` still prints the command."""
         raise NotImplementedError

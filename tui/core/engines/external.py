@@ -35,7 +35,9 @@ class External(Engine):
                 problems.append(f"models.{name}.{k}: not used by engine 'external' (llmdeck does not start it)")
         return problems
 
-    def launch(self, registry: "Registry", model: "Model", **_: object) -> LaunchSpec:
+    def launch(self, registry: "Registry", model: "Model", *, quant: str | None = None,
+               port: int | None = None, binary: str | None = None,
+               cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
         if not model.base_url:
             raise LaunchError(f"model '{model.name}' has no base_url")
         u = urlsplit(model.base_url)
