@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -38,21 +36,20 @@ from textual.command import Hit, Hits, Provider
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
 
+from tui.core.verbs import RUNNING
 from tui.ui import keys
 from tui.ui import ondemand_view
-from tui.ui.messages import ActionDone, FilesChanged, RegistryReloaded, StatesPolled, StopAllDone, TelemetrySampled
+from tui.ui.messages import (ActionDone, FilesChanged, FilesRead, RegistryReloaded, StatesPolled, StopAllDone,
+                             TelemetrySampled)
 from tui.ui.widgets.footer import FitFooter
-from tui.ui.widgets.format import compact_bytes, files_text, short_path, state_text
+from tui.ui.widgets.format import short_path
 from tui.ui.widgets.gauges import GaugesView
-from tui.ui.widgets.models_table import ModelsTable, Row, fit
+from tui.ui.widgets.models_table import ModelsTable
 
 if TYPE_CHECKING:
     from tui.ui.widgets.log_pane import LogPane
 
-TRANSIENT = ("starting", "loading", "stopping")
-RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
 PANES = ("logs", "chat", "downloads", "gauges", "bench", "eval")
 
 
@@ -226,20 +223,8 @@ class LlmdeckApp(App):
         # the first frame shows real states: () -> {name: ModelState}, by default the backend's
         # cheap first read (pid files + one /health each; the CLI starts it before Textual loads)
         self._first_states_fn = first_states or getattr(backend, "first_status", None)
-        self.states: dict[str, Any] = {}
-        self.files: dict[str, str] = {}
-        self.download_rows: dict[str, dict] = {}
-        self.pending: dict[str, str] = {}  # model → verb in flight
-        self.filter_text = ""
-        self.snapshot = None
         self.sampler = None
-        self._wake = threading.Event()
-        self._first_states = False
-        self._router_view: tuple = (None, {})  # the router's run file, on-demand fields (ondemand_view)
-        self._router_seen: float | None = None
-        self._refs: list = []
         self.selected: str | None = None
-        self.ready_seen_at: dict[str, float] = {}  # model → when the UI first showed ready
         self.table: ModelsTable | None = None
         self.tabs: TabbedContent | None = None  # the panes: mounted after the first frame
         self.log_pane: LogPane | None = None
@@ -266,8 +251,18 @@ class LlmdeckApp(App):
 
     # -- layout --------------------------------------------------------------------------
 
+    # the models table owns the models' states, files and verbs in flight (tests read them here)
+    states = property(lambda self: self.table.states)
+    files = property(lambda self: self.table.files)
+    pending = property(lambda self: self.table.pending)
+    ready_seen_at = property(lambda self: self.table.ready_seen_at)
+    filter_text = property(lambda self: self.table.filter_text if self.table is not None else "")
+
     def compose(self) -> ComposeResult:
-        self._take_first_states()
+        self.table = table = ModelsTable(self.registry, self.backend, first_states=self._first_states_fn,
+                                         status_interval=self.status_interval, fast_interval=self.fast_interval,
+                                         id="models")
+        self._first_states_fn = None
         yield Static(self._title_text(), id="title")
         with Container(id="body"):
             with Vertical(id="left"):
@@ -275,26 +270,12 @@ class LlmdeckApp(App):
                     yield Static("filter:", id="filter-label")
                     yield FilterInput(placeholder="type part of a name", id="filter")
                     yield Static("", id="filter-hint")
-                yield ModelsTable(list(self.registry.models), id="models")
+                yield table
                 yield Static("", id="models-note")
                 yield GaugesView(compact=True, id="side-gauges")
             # the panes are mounted right after the first frame (the model list)
             yield Container(id="panes-slot")
         yield FitFooter(compact=True)
-
-    def _take_first_states(self) -> None:
-        """States for the first frame, before any poll (the status worker refines them)."""
-        fn, self._first_states_fn = self._first_states_fn, None
-        if fn is None:
-            return
-        try:
-            first = fn() or {}
-        except Exception:  # noqa: BLE001 — the status worker reports what is wrong a moment later
-            return
-        for name, st in first.items():
-            if name in self.registry.models:
-                self.states[name] = st
-                self._transition(None, st, first=True)
 
     def _panes(self) -> "Panes":
         return Panes(self.backend, self.initial_pane)
@@ -304,7 +285,7 @@ class LlmdeckApp(App):
         n = len(self.registry.models)
         models = f"{n} model{'' if n == 1 else 's'}"
         if self.filter_text:  # a hidden row is always counted: "1 of 3 models shown"
-            models = f"{len(self._visible())} of {models} shown"
+            models = f"{len(self.table.matching())} of {models} shown"
         t = Text.assemble(("llmdeck", "bold"), " · ", short_path(self.registry.path), " · ",
                           f"{models}, {n_run} running")
         width = (self.size.width or 80) - 2
@@ -322,12 +303,11 @@ class LlmdeckApp(App):
 
     def _alive(self) -> bool:
         """False before mount and while exiting: late worker messages must not touch widgets."""
-        return self.table is not None and not self._exit and self.table.is_attached
+        return self._main is not None and not self._exit and self.table.is_attached
 
     def on_mount(self) -> None:
         self._main = main = self.screen
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
-        self.table = main.query_one(ModelsTable)
         self.title_bar = main.query_one("#title", Static)
         self.filter_input = main.query_one("#filter", Input)
         self.filter_bar = main.query_one("#filter-bar")
@@ -340,8 +320,7 @@ class LlmdeckApp(App):
         if self.hide_thoughts:
             self._main.add_class("-hide-thoughts")
         table = self.table
-        self.files = {n: "unknown" for n in self.registry.models}
-        table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        table.rebuild()
         if self.initial_select in self.registry.models:
             table.select(self.initial_select)
         table.focus()
@@ -364,8 +343,8 @@ class LlmdeckApp(App):
         if pending:
             self.call_after_refresh(lambda: self.run_worker(self.action_show_pane(pending)))
         self._select(self.table.selected)
-        self._poll_states()
-        self._load_files()
+        self.table.poll()
+        self.table.load_files()
         if self.telemetry_enabled:
             self._start_sampler()
 
@@ -406,7 +385,7 @@ class LlmdeckApp(App):
 
     def on_unmount(self) -> None:
         untune_gc()
-        self._wake.set()
+        self.table.poll_now()  # its status worker ends now
         if self.sampler is not None:
             try:
                 self.sampler.close()
@@ -414,58 +393,6 @@ class LlmdeckApp(App):
                 pass
         if self.downloads_pane is not None:
             self.downloads_pane.cancel_all()
-
-    # -- rows ----------------------------------------------------------------------------
-
-    def _visible(self) -> list[str]:
-        f = self.filter_text.lower()
-        return [n for n in self.registry.models if f in n.lower()]
-
-    def _row(self, name: str) -> Row:
-        model = self.registry.models[name]
-        st = self.states.get(name)
-        state = st.state if st else "unknown"
-        pend = self.pending.get(name)
-        red = state == "crashed"
-
-        def cell(text: str, style: str = "") -> Text:
-            return Text(text, style="bold red" if red else style)
-
-        quant = (st.quant if st and st.quant else None) or model.default_quant or ("file" if model.model_path else "-")
-        port = st.port if st and st.port else model.default_port
-        sample = self.snapshot.model(name) if self.snapshot is not None else None
-        vram = ram = tps = ""
-        if sample is not None and state in RUNNING:
-            u, srv = sample.usage, sample.server
-            if u is not None:
-                vram = compact_bytes(u.vram_bytes)
-                ram = compact_bytes(u.rss_bytes)
-            if srv is not None and srv.tokens_per_s is not None:
-                tps = f"{srv.tokens_per_s:.1f}"
-        state_cell = state_text(state, pend)
-        if st is not None and state in ("starting", "loading") and not pend:
-            extra = ""
-            if getattr(st, "load_pct", None) is not None:  # "loading 45%" (11 columns)
-                extra = f" {st.load_pct:.0f}%"
-            elif st.load_eta_s is not None:
-                extra = f" {st.load_eta_s:.0f}s"
-            state_cell = Text(f"{state}{extra}", style=state_cell.style)
-        if not pend and (od := ondemand_view.state_cell(state, self._router_view[1].get(name))):
-            state_cell = Text(od, style=state_cell.style)  # "ready 4:32": the router unloads it then
-        return Row(model=cell(" " + fit(name, self.table.model_width), "bold"), quant=cell(" " + fit(str(quant), 10)),
-                   files=Text(" ") + files_text(self.files.get(name, "unknown")) if not red else cell(
-                       " " + files_text(self.files.get(name, "unknown")).plain),
-                   state=Text(" ") + state_cell, port=cell(" " + str(port or "-")), vram=cell(" " + vram),
-                   ram=cell(" " + ram), tps=cell(" " + tps))
-
-    def _refresh_row(self, name: str) -> None:
-        self.table.update(name, self._row(name))
-
-    def _refresh_rows(self) -> None:
-        table = self.table
-        for n in self.registry.models:
-            table.update(n, self._row(n))
-        self._update_title()
 
     # -- selection -----------------------------------------------------------------------
 
@@ -502,72 +429,28 @@ class LlmdeckApp(App):
         if self.downloads_pane is None:
             return
         model = self.registry.models.get(self.selected) if self.selected else None
-        self.downloads_pane.show_model(model, self.download_rows.get(self.selected or ""))
+        self.downloads_pane.show_model(model, self.table.download_rows.get(self.selected or ""))
 
-    # -- state polling -------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
-    def _poll_states(self) -> None:
-        from tui.ui.backend import RegistryWatch
-
-        worker = get_current_worker()
-        watch = RegistryWatch(self.registry.path)
-        last_full = 0.0
-        fast: list[str] = []
-        while not worker.is_cancelled:
-            now = time.monotonic()
-            changed = watch.check()  # models.json edited: reloaded on the UI thread
-            if changed is not None:
-                kind, what = changed
-                self.post_message(RegistryReloaded(registry=what) if kind == "ok" else
-                                  RegistryReloaded(problems=what))
-            try:
-                if fast and now - last_full < self.status_interval:
-                    self.post_message(StatesPolled([self.backend.state_of(n) for n in fast], partial=True))
-                else:
-                    if hasattr(self.backend, "router_view"):  # models on demand: run/router.json
-                        self._router_view = self.backend.router_view()
-                    self.post_message(StatesPolled(self.backend.status()))
-                    last_full = now
-            except Exception as exc:  # noqa: BLE001 — shown once, polling goes on
-                self.call_from_thread(self.notify, f"status: {exc}", severity="error")
-            fast = [n for n, s in list(self.states.items()) if s.state in TRANSIENT] + \
-                [n for n in list(self.pending) if n not in self.states or self.states[n].state not in TRANSIENT]
-            wait = self.fast_interval if fast else self.status_interval
-            self._wake.wait(wait)
-            if self._wake.is_set():
-                self._wake.clear()
-                fast = []  # a wake-up asks for a full poll
-                last_full = 0.0
+    # -- states (the models table polls them and applies them first) -----------------------
 
     def poll_now(self) -> None:
-        self._wake.set()
+        self.table.poll_now()
 
     def on_states_polled(self, message: StatesPolled) -> None:
         if not self._alive():
             return
-        changed_selected = False
-        toasts, self._router_seen = ondemand_view.new_events(self._router_view[0], self._router_seen)
-        for text in toasts:  # what the router started, swapped or unloaded, and why
-            self.notify(text, title="router", timeout=8)
-        for st in message.states:
-            if st.name not in self.registry.models:  # polled just before models.json was reloaded
-                continue
-            old = self.states.get(st.name)
-            self.states[st.name] = st
-            if st.name == self.selected and (old is None or old.state != st.state):
-                changed_selected = True
-            self._transition(old, st, first=not self._first_states)
-            self._refresh_row(st.name)
-        if not message.partial:
-            self._first_states = True
-        self._refs = [self.backend.server_ref(s) for s in self.states.values()
-                      if s.state in ("starting", "loading", "ready", "unhealthy") and (s.pid or s.url)]
         self._update_title()
         self._update_models_note()  # a model started or stopped: its VRAM n/a reason comes or goes
-        if changed_selected:
+        st = self.states.get(self.selected or "")
+        if (self.selected, st.state if st else None) != getattr(self, "_selected_state", None):
+            self._selected_state = (self.selected, st.state if st else None)
             self.refresh_bindings()
         self._update_chat_state()
+
+    def on_files_read(self, message: FilesRead) -> None:
+        if self._alive():
+            self._update_title()
+            self._show_downloads()
 
     def on_registry_reloaded(self, message: RegistryReloaded) -> None:
         """models.json changed: show the new models (servers keep running), or say why not."""
@@ -588,15 +471,10 @@ class LlmdeckApp(App):
         still_running = [self.states[n] for n in removed if self.states.get(n) and self.states[n].running]
         self.registry = reg
         self.backend.registry = reg
-        for n in added:
-            self.files[n] = "unknown"
-        for n in removed:
-            self.states.pop(n, None)
-            self.files.pop(n, None)
-        self.table.show(self._visible(), {n: self._row(n) for n in reg.models})
+        self.table.set_registry(reg)
         self._select(self.table.selected)
         self._update_title()
-        self._load_files()
+        self.table.load_files()
         for problem in self._apply_keymap(reg):
             self.notify(f"{where}: {problem}", severity="warning", timeout=12)
         what = [f"{label} {', '.join(names)}" for label, names in
@@ -607,19 +485,6 @@ class LlmdeckApp(App):
                         f"{st.port}): add it back to manage it from llmdeck", severity="warning", timeout=15)
         self.poll_now()
 
-    def _transition(self, old, new, first: bool) -> None:
-        if new.state == "ready" and (old is None or old.state != "ready"):
-            self.ready_seen_at[new.name] = time.perf_counter()
-            if not first:
-                self.notify(f"{new.name} is ready on port {new.port}", title="ready")
-        if new.state == "crashed" and not first and (old is None or old.state != "crashed"):
-            reason = (new.exit or {}).get("reason") or new.last_error or "exited"
-            self.notify(f"{new.name} crashed: {reason} — enter shows the last log lines, l the log",
-                        title="crashed", severity="error", timeout=15)
-        if (new.state == "stopped" and not first and old is not None and old.state in RUNNING
-                and self.pending.get(new.name) != "restart"):  # x, K, or stopped from the CLI
-            self.notify(f"{new.name} stopped", title="stopped")
-
     def _update_chat_state(self) -> None:
         if self.chat_deck is None:
             return
@@ -627,30 +492,11 @@ class LlmdeckApp(App):
             st = self.states.get(name)
             pane.set_ready(bool(st and st.state == "ready"), st.state if st else "…", st.url if st else None)
 
-    @work(thread=True, group="files", exit_on_error=False)
-    def _load_files(self) -> None:
-        files = self.backend.files()
-        rows = {}
-        for name in self.registry.models:
-            try:
-                rows[name] = self.backend.download_rows(name)
-            except Exception:  # noqa: BLE001 — the pane shows no quant table then
-                rows[name] = {}
-        self.call_from_thread(self._set_files, files, rows)
-
-    def _set_files(self, files: dict[str, str], rows: dict[str, dict]) -> None:
-        if not self._alive():
-            return
-        self.files.update(files)
-        self.download_rows.update(rows)
-        self._refresh_rows()
-        self._show_downloads()
-
     # -- telemetry -----------------------------------------------------------------------
 
     def _start_sampler(self) -> None:
         try:
-            self.sampler = self.backend.sampler(lambda: list(self._refs), interval=self.telemetry_interval)
+            self.sampler = self.backend.sampler(lambda: list(self.table.refs), interval=self.telemetry_interval)
         except Exception as exc:  # noqa: BLE001 — gauges off, the rest works
             self.notify(f"telemetry off: {exc}", severity="warning")
             return
@@ -665,7 +511,7 @@ class LlmdeckApp(App):
     def on_telemetry_sampled(self, message: TelemetrySampled) -> None:
         if not self._alive():
             return
-        self.snapshot = message.snapshot
+        self.table.set_snapshot(message.snapshot)
         self._update_models_note()
         if self.tabs is None:
             return
@@ -677,16 +523,13 @@ class LlmdeckApp(App):
                 view.show(message.snapshot, message.history)
             else:
                 view.snapshot, view.history = message.snapshot, message.history
-        for name in self.registry.models:
-            if self.states.get(name) is not None and self.states[name].state in RUNNING:
-                self._refresh_row(name)
 
     def vram_note(self) -> str:
         """Why a running model's VRAM cell says n/a (one line under the table), or ""."""
-        snap = self.snapshot
+        snap = self.table.snapshot
         if snap is None:
             return ""
-        for name in self._visible():
+        for name in self.table.matching():
             st = self.states.get(name)
             sample = snap.model(name) if st is not None and st.state in RUNNING else None
             u = sample.usage if sample is not None else None
@@ -697,7 +540,8 @@ class LlmdeckApp(App):
 
     def _update_models_note(self) -> None:
         note = self.vram_note()
-        if od := ondemand_view.note(self.selected, self._router_view[1].get(self.selected or ""), self._router_view[0]):
+        if od := ondemand_view.note(self.selected, self.table.router_view[1].get(self.selected or ""),
+                                  self.table.router_view[0]):
             note = f"{note} · {od}" if note else od
         if note != getattr(self, "_note_shown", ""):  # an update is a layout pass: only on change
             self._note_shown = note
@@ -791,7 +635,7 @@ class LlmdeckApp(App):
         if name is None or (verb not in ("kill", "delete_files") and not self.action_allowed(verb)):
             return
         self.pending[name] = verb
-        self._refresh_row(name)
+        self.table.redraw_row(name)
         self.refresh_bindings()
         self._run_verb(name, verb)
 
@@ -812,9 +656,7 @@ class LlmdeckApp(App):
         if message.error:
             self.notify(f"{message.verb} {message.name}: {message.error}", severity="error", timeout=10)
         elif message.state is not None:
-            old = self.states.get(message.name)
-            self.states[message.name] = message.state
-            self._transition(old, message.state, first=False)
+            self.table.set_state(message.state)
         if message.verb in ("start", "restart") and not message.error:
             model = self.registry.models.get(message.name)
             if model is not None and (exposed := model.exposure()):
@@ -822,8 +664,8 @@ class LlmdeckApp(App):
         if message.verb == "delete_files":
             if not message.error:
                 self.notify(f"{message.name}: downloaded files deleted")
-            self._load_files()
-        self._refresh_row(message.name)
+            self.table.load_files()
+        self.table.redraw_row(message.name)
         self.refresh_bindings()
         self.poll_now()
 
@@ -869,7 +711,7 @@ class LlmdeckApp(App):
 
     def on_files_changed(self, message: FilesChanged) -> None:
         if self._alive():
-            self._load_files()
+            self.table.load_files()
             self.refresh_bindings()
 
     # -- panes, filter, help -------------------------------------------------------------
@@ -981,9 +823,8 @@ class LlmdeckApp(App):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
         table = self.table
-        table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        table.set_filter(event.value.strip())
         self._select(table.selected)
         self._update_title()
         self._filter_hint()
@@ -997,8 +838,7 @@ class LlmdeckApp(App):
 
     def _clear_filter(self) -> None:
         self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
-        self.filter_text = ""
-        self.table.show(self._visible(), {n: self._row(n) for n in self.registry.models})
+        self.table.set_filter("")
         self._select(self.table.selected)
         self._show_filter_bar(False)
         self._update_title()
@@ -1220,7 +1060,7 @@ class LlmdeckApp(App):
                 self.notify(f"stopping {len(running)} server(s)…", timeout=30)
                 for n in running:
                     self.pending[n] = "stop"
-                    self._refresh_row(n)
+                    self.table.redraw_row(n)
                 self._stop_all()
 
         what = ", ".join(running) if running else "no server is running"
@@ -1238,6 +1078,6 @@ class LlmdeckApp(App):
         if message.errors:
             self.notify("; ".join(message.errors), severity="error", timeout=15)
             self.pending.clear()
-            self._refresh_rows()
+            self.table.redraw_rows()
             return
         self.exit(0)

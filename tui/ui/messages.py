@@ -95,6 +95,11 @@ class FilesChanged(Message):
 
 
 @dataclass
+class FilesRead(Message):
+    """The models table read the files on disk (it bubbles to the app: the downloads pane follows)."""
+
+
+@dataclass
 class RegistryReloaded(Message):
     """models.json changed on disk: the new registry, or the problems that keep the old one."""
 
