@@ -209,17 +209,27 @@ def stats_line(stats: Stats | None, finish_reason: str | None) -> str:
     return " · ".join(bits) or (finish_reason or "")
 
 
+class _JsonLine(EventHandler):
+    def on_reasoning(self, ev: Reasoning | Content) -> dict:
+        return {"type": ev.type, "text": ev.text}
+
+    on_content = on_reasoning
+
+    def on_tool_call(self, ev: ToolCall) -> dict:
+        return {"type": "tool_call", "index": ev.index, "id": ev.id, "name": ev.name,
+                "arguments": ev.arguments if ev.ok else ev.raw}
+
+    def on_done(self, ev: Done) -> dict:
+        return {"type": "done", "finish_reason": ev.finish_reason, "usage": ev.usage, "timings": ev.timings}
+
+    def on_error(self, ev: Error) -> dict:
+        return {"type": "error", "message": ev.message}
+
+
+_JSON_LINE = _JsonLine()
+
+
 def to_json(ev: Any) -> dict | None:
     """The ``llmdeck chat --json`` line for an event, or None for events not printed there
     (started/args fragments and usage: the complete call and ``done`` carry them)."""
-    t = ev.type
-    if t in ("reasoning", "content"):
-        return {"type": t, "text": ev.text}
-    if t == "tool_call":
-        return {"type": "tool_call", "index": ev.index, "id": ev.id, "name": ev.name,
-                "arguments": ev.arguments if ev.ok else ev.raw}
-    if t == "done":
-        return {"type": "done", "finish_reason": ev.finish_reason, "usage": ev.usage, "timings": ev.timings}
-    if t == "error":
-        return {"type": "error", "message": ev.message}
-    return None
+    return _JSON_LINE.handle(ev)
