@@ -108,7 +108,7 @@ def test_missing_engine_stops_start_with_one_line(tmp_path, monkeypatch):
 def test_script_engines_keep_their_identity():
     """``vllm`` is a console script: /proc shows ``python /venv/bin/vllm serve …``, still the same
     command for adoption; anything else is not."""
-    same = supervisor._same_command
+    same = supervisor.same_command
     assert same(["/v/bin/python", "/v/bin/vllm", "serve", "m"], ["vllm", "serve", "m"])
     assert same(["/usr/bin/python3", "-u", "/v/bin/vllm", "serve", "m"], ["/v/bin/vllm", "serve", "m"])
     assert same(["python3", "-m", "sglang.launch_server"], ["python3", "-m", "sglang.launch_server"])

@@ -120,7 +120,7 @@ def test_a_forged_full_pid_file_is_never_adopted_nor_signalled(tmp_path, with_la
         forged = runfiles.PidRecord(pid=victim.pid, port=18555, create_time=p.create_time(), start_since_boot=since,
                                     boot_id=boot, cmdline=p.cmdline(), engine="llama-server")
         rd.pid.write_text(forged.dumps())
-        assert supervisor._alive_same(forged) == (True, None)  # the identity fields all match …
+        assert supervisor.alive_same(forged) == (True, None)  # the identity fields all match …
         r = llmdeck(reg_path, "stop", "m", "--grace", "1")
         assert r.returncode == 0, r.stderr
         assert victim.poll() is None, "stop signalled a process llmdeck did not launch"

@@ -154,29 +154,29 @@ def test_identity_survives_a_wall_clock_adjustment_and_catches_a_recycled_pid(mo
         assert since is not None and boot
         rec = runfiles.PidRecord(pid=sleeper.pid, port=1, create_time=psutil.Process(sleeper.pid).create_time(),
                                  start_since_boot=since, boot_id=boot, cmdline=["sleep", "30"])
-        assert supervisor._alive_same(rec) == (True, None)
+        assert supervisor.alive_same(rec) == (True, None)
         real = psutil.Process.create_time
         monkeypatch.setattr(psutil.Process, "create_time", lambda self: real(self) + 7.0)  # clock stepped
-        assert supervisor._alive_same(rec) == (True, None)
+        assert supervisor.alive_same(rec) == (True, None)
         # an older pid file (wall-clock time only) tolerates the usual 1 s jitter of btime, not more
         legacy = runfiles.PidRecord(pid=sleeper.pid, port=1, create_time=real(psutil.Process(sleeper.pid)) + 1.0,
                                     cmdline=["sleep", "30"])
         monkeypatch.setattr(psutil.Process, "create_time", real)
-        assert supervisor._alive_same(legacy) == (True, None)
+        assert supervisor.alive_same(legacy) == (True, None)
         # the same PID and command started at another time, or before a reboot: another process
         other = runfiles.PidRecord(**{**rec.__dict__, "start_since_boot": since - 3.0})
-        same, why = supervisor._alive_same(other)
+        same, why = supervisor.alive_same(other)
         assert not same and "started at another time" in why
         rebooted = runfiles.PidRecord(**{**rec.__dict__, "boot_id": "00000000-dead-beef"})
-        same, why = supervisor._alive_same(rebooted)
+        same, why = supervisor.alive_same(rebooted)
         assert not same and "the machine restarted since" in why
         parsed = runfiles.PidRecord.parse(rec.dumps())
         assert parsed.start_since_boot == since and parsed.boot_id == boot
         # caught in the middle of exec, /proc/<pid>/cmdline reads empty: the start time decides
         monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
-        assert supervisor._alive_same(rec) == (True, None)
+        assert supervisor.alive_same(rec) == (True, None)
         bare = runfiles.PidRecord(pid=sleeper.pid, port=1, cmdline=["sleep", "30"])
-        same, why = supervisor._alive_same(bare)
+        same, why = supervisor.alive_same(bare)
         assert not same and "no command line to compare" in why
     finally:
         sleeper.kill()
@@ -190,7 +190,7 @@ def test_zombie_counts_as_exited(tmp_path):
         time.sleep(0.02)
     p = psutil.Process(child.pid)
     rec = runfiles.PidRecord(pid=child.pid, port=1, create_time=p.create_time(), cmdline=[])
-    alive, why = supervisor._alive_same(rec)
+    alive, why = supervisor.alive_same(rec)
     assert alive is False and why is None
     child.wait()
 

@@ -30,3 +30,7 @@ class Failed(LlmdeckError):
     """What was asked could not be done (exit 1)."""
 
     exit_code = EXIT_FAIL
+
+
+class SupervisorError(Failed):
+    """An operation on a server failed (start, stop, delete its files); one line (exit 1)."""

@@ -24,12 +24,11 @@ planted at a run file's name is replaced, never written through. Run files are 0
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,45 +69,16 @@ def unlink_pid_if(path: Path, pid: int | None) -> bool:
     return True
 
 
-class Busy(Exception):
-    """Another process holds a model's start lock; ``holder`` is its PID when known."""
-
-    def __init__(self, holder: int | None):
-        super().__init__(f"held by pid {holder}" if holder else "held")
-        self.holder = holder
+#: another process holds a model's start lock; ``holder`` is its PID when known
+Busy = safefiles.LockBusy
 
 
-@contextlib.contextmanager
 def start_lock(path: Path, *, timeout: float = 60.0, give_up: Callable[[], bool] | None = None,
-               poll_s: float = 0.02) -> Iterator[None]:
-    """Hold ``run/<model>.start.lock`` (``flock``, across processes). Waits up to ``timeout``
-    seconds (or until ``give_up()``) and then raises :class:`Busy`. The file is opened without
-    following links and records the holder's PID; the lock goes with the process, so a
-    killed holder never leaves it taken."""
+               poll_s: float = 0.02) -> contextlib.AbstractContextManager[None]:
+    """Hold ``run/<model>.start.lock``: waits up to ``timeout`` seconds (or until ``give_up()``)
+    and then raises :class:`Busy`; the file records the holder's PID (:func:`safefiles.lock`)."""
     safefiles.private_dir(path.parent)
-    fd = safefiles.open_fd(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline or (give_up is not None and give_up()):
-                    try:
-                        holder = int(os.pread(fd, 32, 0).decode().strip() or 0) or None
-                    except (OSError, ValueError):
-                        holder = None
-                    raise Busy(holder) from None
-                time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    return safefiles.lock(path, timeout=timeout, give_up=give_up, poll_s=poll_s, record_pid=True)
 
 
 def process_start(pid: int) -> tuple[float | None, str | None]:

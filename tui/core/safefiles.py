@@ -20,7 +20,8 @@ import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -144,17 +145,52 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
         raise
 
 
+class LockBusy(Exception):
+    """Another process holds a lock; ``holder`` is its PID when it recorded one."""
+
+    def __init__(self, holder: int | None):
+        super().__init__(f"held by pid {holder}" if holder else "held")
+        self.holder = holder
+
+
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write. The lock
-    file is opened without following links (a planted link is refused, never written)."""
-    lock = path.with_name(path.name + ".lock")
-    fd = open_fd(lock, os.O_RDWR | os.O_CREAT, 0o600)
+def lock(path: Path, *, timeout: float | None = None, give_up: Callable[[], bool] | None = None,
+         poll_s: float = 0.02, record_pid: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (across processes; created 0600 and opened
+    without following links, so a planted link is refused, never written). ``timeout=None``
+    waits as long as it takes; otherwise :class:`LockBusy` is raised after ``timeout`` seconds,
+    or as soon as ``give_up()`` is true. ``record_pid``: the file then holds this process's PID,
+    which a waiter that gives up reports. The lock goes with the process: a killed holder never
+    leaves it taken."""
+    fd = open_fd(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline or (give_up is not None and give_up()):
+                        try:
+                            holder = int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+                        except (OSError, ValueError):
+                            holder = None
+                        raise LockBusy(holder) from None
+                    time.sleep(poll_s)
+        if record_pid:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive advisory lock on ``<path>.lock``, held across read-modify-write."""
+    return lock(path.with_name(path.name + ".lock"))

@@ -35,16 +35,18 @@ A watcher only removes or overwrites run files that record its own server.
 **Stop.** SIGTERM to the server's process group, SIGKILL after the grace period
 (``settings.stop_grace_s``, 30 s by default: llama-server can take that long to exit while
 streams are open).
+
+This module ties the run files to the processes. Whether a process is the model's server
+(identity, adoption) and ending one (signals) live in :mod:`tui.core.processes`; what a start
+checks first (the engine's launch, the port, the binary) in :mod:`tui.core.preflight`. Their
+public names are importable from here too. Every function takes the model as a
+:class:`~tui.core.registry.Model` or its name (:data:`~tui.core.preflight.ModelRef`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,209 +54,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
-
 from tui.core import engines, health, logfiles, runfiles, safefiles
-from tui.core.engines.base import LaunchError, LaunchSpec
-from tui.core.errors import Failed
+from tui.core.engines.base import LaunchError, LaunchSpec  # noqa: F401 — re-exported
+from tui.core.errors import SupervisorError
+from tui.core.preflight import ModelRef, check_binary, check_port_free, launch_spec, model_of  # noqa: F401
+from tui.core.processes import (adopt_seed_record, alive_same, gone, launch_problem, same_command,  # noqa: F401
+                                signal_watcher, terminate, wait_until, watcher_alive)
 from tui.core.registry import Model, Registry
 from tui.core.states import RUNNING_STATES, STATES, ModelState, fill_loading  # noqa: F401 — re-exported
-
-
-class SupervisorError(Failed):
-    """An operation on a server failed; the message is one line (exit 1)."""
-
-
-#: a model as the public functions take it: the :class:`Model` a caller already looked up (the
-#: CLI looks it up once per command), or its name (looked up here; an unknown one raises
-#: :class:`~tui.core.registry.UnknownModel`)
-ModelRef = Model | str
-
-
-def _model(registry: Registry, ref: ModelRef) -> Model:
-    return ref if isinstance(ref, Model) else registry.get(ref)
-
-
-# --- process identity ----------------------------------------------------------------------
-
-START_SLACK_S = 0.05  # start times counted from boot are exact to a clock tick (10 ms)
-# wall-clock start times (pid files without start_since_boot) move with the kernel's boot
-# time when the clock is adjusted; with the command line also compared, 2 s of slack is safe
-WALL_SLACK_S = 2.0
-
-
-def _alive_same(rec: runfiles.PidRecord) -> tuple[bool, str | None]:
-    """(alive and the same process, why not — for a stale file)."""
-    try:
-        p = psutil.Process(rec.pid)
-        with p.oneshot():
-            st = p.status()
-            if st == psutil.STATUS_ZOMBIE:
-                return False, None
-            ctime = p.create_time()
-            cmd = p.cmdline()
-            pname = p.name()
-    except psutil.NoSuchProcess:
-        return False, None
-    except psutil.AccessDenied:
-        return False, f"pid {rec.pid} belongs to another user"
-    if rec.seed_format:
-        # the seed's two-line file (manage.sh/deploy.sh): adopted when that PID is a
-        # llama-server serving the recorded port; state_of then writes its identity
-        if _serves_port(cmd, rec.port):
-            return True, None
-        return False, (f"pid file has no identity (seed format) and pid {rec.pid} ({pname}) is not a "
-                       f"llama-server on port {rec.port}: not adopted")
-    since_boot, boot_id = runfiles.process_start(rec.pid) if rec.start_since_boot is not None else (None, None)
-    if since_boot is not None:
-        if rec.boot_id and boot_id and rec.boot_id != boot_id:
-            return False, f"pid {rec.pid} is now another process ({pname}; the machine restarted since)"
-        if abs(since_boot - rec.start_since_boot) > START_SLACK_S:
-            return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
-    elif rec.create_time is not None and abs(ctime - rec.create_time) > WALL_SLACK_S:
-        return False, f"pid {rec.pid} is now another process ({pname}, started at another time)"
-    if rec.cmdline and not cmd and not rec.timed:
-        return False, f"pid {rec.pid} ({pname}) shows no command line to compare"
-    # an empty command line is a process in the middle of exec (the kernel sets the new
-    # arguments after it lets the parent go on): its start time above has already matched
-    if rec.cmdline and cmd and not _same_command(cmd, rec.cmdline):
-        return False, f"pid {rec.pid} is now another process ({pname}: {' '.join(cmd)[:60]})"
-    return True, None
-
-
-def _serves_port(cmd: list[str], port: int | None) -> bool:
-    """A llama-server command line whose ``--port`` is ``port``."""
-    if not cmd or port is None or not os.path.basename(cmd[0]).startswith("llama-server"):
-        return False
-    for i, a in enumerate(cmd):
-        if a == "--port" and i + 1 < len(cmd):
-            return cmd[i + 1] == str(port)
-        if a.startswith("--port="):
-            return a.split("=", 1)[1] == str(port)
-    return port == 8080  # llama-server's default port
-
-
-def _adopt_seed_record(registry: Registry, name: str, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> None:
-    """Give a seed-format pid file of a live llama-server its identity (lines 1 and 2 stay as
-    the seed's scripts read them), so later checks compare start times like our own."""
-    try:
-        p = psutil.Process(rec.pid)
-        rec.create_time, rec.cmdline = p.create_time(), p.cmdline()
-    except psutil.Error:
-        return
-    rec.start_since_boot, rec.boot_id = runfiles.process_start(rec.pid)
-    rec.started_at = rec.create_time
-    rec.engine = "llama-server"
-    rec.log = str(registry.log_file(name))
-    rec.base_url = f"http://127.0.0.1:{rec.port}/v1"
-    rec.health_url = f"http://127.0.0.1:{rec.port}/health"
-    # from now on it is checked like our own: the launch record is what it runs (one of an
-    # earlier llmdeck run of this model is over, since this server holds the model's port)
-    runfiles.write_json(rd.launch, {"model": name, "engine": "llama-server", "argv": rec.cmdline, "port": rec.port,
-                                    "adopted": "seed pid file"}, mode=0o600)
-    runfiles.write_atomic(rd.pid, rec.dumps())
-
-
-def _same_command(actual: list[str], launched: list[str]) -> bool:
-    """Whether a process's command line is the one launched. A script started through its
-    ``#!`` line (``vllm serve …``, a pip console script) shows up as its interpreter, maybe one
-    interpreter argument, then the script's path, then the arguments launched."""
-    if actual == launched:
-        return True
-    if not launched:
-        return False
-    rest = launched[1:]
-    if rest and actual[len(actual) - len(rest):] != rest:
-        return False
-    head = actual[:len(actual) - len(rest)]
-    return 2 <= len(head) <= 3 and os.path.basename(head[-1]) == os.path.basename(launched[0])
-
-
-def _argv_port(argv: list[str]) -> int | None:
-    for i, a in enumerate(argv):
-        try:
-            if a == "--port" and i + 1 < len(argv):
-                return int(argv[i + 1])
-            if a.startswith("--port="):
-                return int(a.split("=", 1)[1])
-        except ValueError:
-            return None
-    return None
-
-
-def _resolved(prog: str) -> str:
-    import shutil
-
-    if not os.path.isabs(prog):
-        prog = shutil.which(prog) or prog
-    return os.path.realpath(prog)
-
-
-def _looks_like_engine(registry: Registry, model: Model, argv: list[str]) -> bool:
-    """For a pid file with no launch record: is this command the model's engine at all?"""
-    if model.engine == "llama-server":
-        base = os.path.basename(argv[0])
-        own = os.path.basename(registry.settings.llama_server or "") or None
-        return base.startswith("llama-server") or base == own
-    return any(model.engine in a for a in argv[:4])
-
-
-def _launch_problem(registry: Registry, model: Model, rd: runfiles.RunDir, rec: runfiles.PidRecord) -> str | None:
-    """Why a live process that matches its pid file (start time, command line) is still not to
-    be adopted or signalled as this model's server, or None: its command must be the one
-    llmdeck launched for this model (``launch.json``; without one, the engine's binary with the
-    recorded ``--port``) and its executable that command's binary."""
-    name = model.name
-    launch = runfiles.read_json(rd.launch) or {}
-    launched = launch.get("argv") if isinstance(launch.get("argv"), list) and launch.get("argv") else None
-    who = f"pid {rec.pid}"
-    if launched is not None and rec.cmdline != launched:
-        return f"{who} is not the command llmdeck launched for '{name}' (see {rd.launch}): not adopted"
-    expected = launched or rec.cmdline
-    if not expected:
-        return f"{who}: the pid file records no command line: not adopted"
-    if launched is None and not _looks_like_engine(registry, model, expected):
-        return f"{who} ({os.path.basename(expected[0])}) is not a {model.engine} command: not adopted"
-    port = _argv_port(expected)
-    if model.engine == "llama-server" and port is None:
-        port = 8080  # llama-server's default
-    if port is not None and rec.port is not None and port != rec.port:
-        return f"{who} listens on port {port}, not the recorded {rec.port}: not adopted"
-    try:
-        p = psutil.Process(rec.pid)
-        exe, cmd = p.exe(), p.cmdline()
-    except psutil.NoSuchProcess:
-        return None  # gone meanwhile: the next look records its exit
-    except psutil.AccessDenied:
-        return f"{who} belongs to another user: not adopted"
-    if not exe:
-        return f"{who} shows no executable to compare: not adopted"
-    if not cmd or cmd == expected:  # started directly (or caught mid-exec: its start time matched)
-        ok = _resolved(expected[0]) == os.path.realpath(exe)
-    else:  # through its #! line: the interpreter runs
-        ok = _resolved(cmd[0]) == os.path.realpath(exe) or os.path.basename(exe).startswith(os.path.basename(cmd[0]))
-    if not ok:
-        return f"{who} runs {exe}, not {expected[0]}: not adopted"
-    return None
-
-
-def _watcher_alive(pid: int | None, rd: runfiles.RunDir | None = None) -> bool:
-    """A live watcher process (of this model's launch file, when ``rd`` is given)."""
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmd = p.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    if not any("tui.core.watcher" in a for a in cmd):
-        return False
-    if rd is None:
-        return True
-    launch = os.path.realpath(rd.launch)
-    return any(a.endswith(".launch.json") and os.path.realpath(a) == launch for a in cmd)
 
 
 def _check_run_dir(registry: Registry) -> None:
@@ -266,7 +73,7 @@ def _check_run_dir(registry: Registry) -> None:
 def _remove_key_if_unused(rd: runfiles.RunDir) -> None:
     """The API key file goes with its server: removed once no pid file names a live server."""
     rec = runfiles.read_pid(rd.pid)
-    if rec is None or _gone(rec.pid):
+    if rec is None or gone(rec.pid):
         runfiles.unlink(rd.key)
 
 
@@ -291,7 +98,7 @@ def _probe_state(url: str, model: Model, timeout: float = 0.5) -> tuple[str, str
 
 
 def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelState:
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     name = model.name
     rd = runfiles.RunDir(registry.run_dir, name)
     log = registry.log_file(name)
@@ -314,12 +121,12 @@ def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelS
     exit_rec = runfiles.read_json(rd.exit)
     state_rec = runfiles.read_json(rd.state) or {}
     if rec is not None:
-        same, why = _alive_same(rec)
+        same, why = alive_same(rec)
         if same and not rec.seed_format:
-            why = _launch_problem(registry, model, rd, rec)
+            why = launch_problem(registry, model, rd, rec)
             same = why is None
         if same and rec.seed_format:
-            _adopt_seed_record(registry, name, rd, rec)
+            adopt_seed_record(registry, name, rd, rec)
         if not same and why:
             # stale, recycled or forged: report and clean up, never signal that process
             runfiles.unlink_pid_if(rd.pid, rec.pid)
@@ -327,8 +134,8 @@ def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelS
             rec = None
         elif not same:
             # our process is gone; the watcher records its exit unless it is gone too
-            watcher_alive = _watcher_alive(rec.watcher_pid)
-            if watcher_alive:
+            watcher_running = watcher_alive(rec.watcher_pid)
+            if watcher_running:
                 time.sleep(0.05)
                 exit_rec = runfiles.read_json(rd.exit)
             cur = runfiles.read_pid(rd.pid)
@@ -338,7 +145,7 @@ def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelS
                     exit_rec = dict(runfiles.exit_record(None, None, stop_requested=stop_req, pid=rec.pid),
                                     reason="exited; exit status unknown (its watcher was not running)")
                     runfiles.write_json(rd.exit, exit_rec)
-                if runfiles.unlink_pid_if(rd.pid, rec.pid) and not _watcher_alive(rec.watcher_pid):
+                if runfiles.unlink_pid_if(rd.pid, rec.pid) and not watcher_alive(rec.watcher_pid):
                     runfiles.unlink(rd.key)  # its watcher would have; the key goes with its server
             elif cur is not None:
                 return state_of(registry, model, probe=probe)
@@ -376,7 +183,7 @@ def state_of(registry: Registry, ref: ModelRef, *, probe: bool = True) -> ModelS
             st.last_error = st.last_error or f"server {exit_rec.get('reason')}"
             st.last_log_lines = logfiles.tail(log, 15, current_run=True)
             until = state_rec.get("backoff_until")
-            if until and until > now and _watcher_alive(_last_watcher(rd)):
+            if until and until > now and watcher_alive(_last_watcher(rd)):
                 st.restarting_in_s = until - now
     if rd.stopping.exists() and st.state != "stopping":
         runfiles.unlink(rd.stopping)
@@ -391,7 +198,7 @@ def endpoints(registry: Registry, ref: ModelRef) -> LaunchSpec:
     """Where a model's server is reached: the URL its pid file recorded while it runs (it may
     run on another port than ``default_port``), else where models.json says it would be.
     No network probe. ``argv`` is empty: this is for talking to it, not starting it."""
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     if model.engine != "external":
         st = state_of(registry, model, probe=False)
         if st.state in RUNNING_STATES and st.url:
@@ -407,58 +214,6 @@ def status(registry: Registry, *, probe: bool = True) -> list[ModelState]:
 
 
 # --- start ----------------------------------------------------------------------------------
-
-def launch_spec(registry: Registry, ref: ModelRef, *, quant: str | None = None, port: int | None = None,
-                binary: str | None = None, cpp_dir: str | None = None, dry_run: bool = False) -> LaunchSpec:
-    model = _model(registry, ref)
-    name = model.name
-    engine = engines.get_engine(model.engine)
-    if engine is None:
-        raise LaunchError(f"model '{name}': unknown engine '{model.engine}'")
-    if model.engine == "external":
-        raise LaunchError(f"model '{name}' is engine 'external' ({model.base_url}): llmdeck does not start it")
-    return engine.launch(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir, dry_run=dry_run)
-
-
-def _port_owner(port: int) -> str:
-    try:
-        for c in psutil.net_connections(kind="tcp"):
-            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
-                try:
-                    return f" by pid {c.pid} ({psutil.Process(c.pid).name()})"
-                except psutil.Error:
-                    return f" by pid {c.pid}"
-    except (psutil.Error, OSError):
-        pass
-    return ""
-
-
-def check_port_free(host: str, port: int) -> None:
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        # as servers do: TIME_WAIT leftovers of a stopped server must not count as "in use"
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host or "0.0.0.0", port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise SupervisorError(f"port {port} on {host} is already in use{_port_owner(port)}: "
-                                      "stop that process or pass --port") from None
-            raise SupervisorError(f"cannot bind {host}:{port}: {exc.strerror}") from None
-
-
-def check_binary(argv0: str) -> None:
-    """The binary runs (``--version``); a broken build or wrong architecture fails here."""
-    try:
-        p = subprocess.run([argv0, "--version"], capture_output=True, timeout=20)
-    except OSError as exc:
-        raise SupervisorError(f"{argv0} does not run: {exc.strerror or exc}") from None
-    except subprocess.TimeoutExpired:
-        raise SupervisorError(f"{argv0} --version did not answer within 20 s") from None
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise SupervisorError(f"{argv0} --version failed (exit {p.returncode}): {tail[0]}")
-
 
 #: how long a start waits for another start of the same model to finish (its preflight and
 #: the wait for the pid file take at most ~30 s) before reporting "already starting"
@@ -478,7 +233,7 @@ def start(registry: Registry, ref: ModelRef, *, quant: str | None = None, port: 
     with "already starting" when the first is still at it after :data:`START_LOCK_WAIT_S`."""
     # what cannot be launched (an external model, an engine not installed, a missing file) is
     # refused before anything is written: no run/, logs/ or lock beside the registry
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     name = model.name
     _check_run_dir(registry)
     launch_spec(registry, model, quant=quant, port=port, binary=binary, cpp_dir=cpp_dir)
@@ -499,18 +254,6 @@ def start(registry: Registry, ref: ModelRef, *, quant: str | None = None, port: 
         raise SupervisorError(str(exc)) from None
 
 
-def _end_watcher(rd: runfiles.RunDir, watcher: int | None) -> None:
-    """A watcher waiting to restart its server (``on-failure``) or finishing its exit record is
-    told to give up, and waited for, so that a new start does not race it."""
-    if not _watcher_alive(watcher, rd):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(watcher, signal.SIGTERM)
-    deadline = time.monotonic() + WATCHER_END_WAIT_S
-    while _watcher_alive(watcher, rd) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def _start_locked(registry: Registry, model: Model, rd: runfiles.RunDir, *, quant: str | None, port: int | None,
                   binary: str | None, cpp_dir: str | None, check_bin: bool) -> ModelState:
     name = model.name
@@ -522,7 +265,9 @@ def _start_locked(registry: Registry, model: Model, rd: runfiles.RunDir, *, quan
         check_binary(spec.argv[0])
     if spec.port:
         check_port_free(spec.host, spec.port)
-    _end_watcher(rd, _last_watcher(rd))
+    # a watcher waiting to restart its server (on-failure) or finishing its exit record is
+    # told to give up, and waited for, so that this start does not race it
+    signal_watcher(_last_watcher(rd), rd, wait_s=WATCHER_END_WAIT_S)
 
     log = registry.log_file(name)
     safefiles.refuse_link(log)  # before rotating: a planted link is refused, not moved aside
@@ -579,7 +324,7 @@ def _watcher_env() -> dict[str, str]:
 def wait_ready(registry: Registry, ref: ModelRef, timeout: float | None = None, poll_s: float = 0.02,
                on_change=None) -> ModelState:
     """Wait until ready, crashed, or stopped (or timeout). ``on_change(state)`` on each change."""
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     name = model.name
     timeout = timeout or model.load_timeout_s or registry.settings.start_timeout_s
     deadline = time.monotonic() + timeout
@@ -614,18 +359,9 @@ def wait_ready(registry: Registry, ref: ModelRef, timeout: float | None = None, 
         time.sleep(poll_s)
 
 
-# --- stop -----------------------------------------------------------------------------------
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def stop(registry: Registry, ref: ModelRef, *, grace: float | None = None, on_kill=None) -> ModelState:
     """SIGTERM the server's process group; SIGKILL after ``grace`` seconds. Idempotent."""
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     name = model.name
     if model.engine == "external":
         raise SupervisorError(f"model '{name}' is engine 'external': llmdeck does not stop it")
@@ -635,14 +371,9 @@ def stop(registry: Registry, ref: ModelRef, *, grace: float | None = None, on_ki
     watcher = st.watcher_pid or _last_watcher(rd)
     if st.pid is None:
         # nothing running; a watcher waiting to restart is told to give up
-        if _watcher_alive(watcher):
+        if watcher_alive(watcher):
             runfiles.write_json(rd.stopping, {"at": time.time(), "grace": 0})
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(watcher, signal.SIGTERM)
-            for _ in range(100):
-                if not _watcher_alive(watcher):
-                    break
-                time.sleep(0.02)
+            signal_watcher(watcher, wait_s=2.0)
             runfiles.unlink(rd.stopping)
             exit_rec = runfiles.read_json(rd.exit)
             if exit_rec:
@@ -653,45 +384,12 @@ def stop(registry: Registry, ref: ModelRef, *, grace: float | None = None, on_ki
     grace = registry.settings.stop_grace_s if grace is None else grace
     pid = st.pid
     runfiles.write_json(rd.stopping, {"at": time.time(), "grace": grace, "pid": pid})
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        pgid = None
-
-    def send(sig: int) -> None:
-        try:
-            if pgid == pid:  # its own group, as the watcher started it
-                os.killpg(pgid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _gone(pid):
-        if on_kill:
-            on_kill(pid)
-        send(signal.SIGKILL)
-        for _ in range(200):
-            if _gone(pid):
-                break
-            time.sleep(0.05)
+    terminate(pid, grace, on_kill)
     # the watcher writes the exit record; wait briefly for it, else write it ourselves
-    for _ in range(100):
-        ex = runfiles.read_json(rd.exit)
-        if ex and ex.get("pid") == pid:
-            break
-        if not _watcher_alive(watcher):
-            break
-        time.sleep(0.02)
+    wait_until(lambda: (runfiles.read_json(rd.exit) or {}).get("pid") == pid or not watcher_alive(watcher), 2.0)
     # and for the watcher itself to end: it removes run files as it goes, and a start that
     # follows (restart) must not race it
-    deadline = time.monotonic() + WATCHER_END_WAIT_S
-    while _watcher_alive(watcher) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: not watcher_alive(watcher), WATCHER_END_WAIT_S)
     ex = runfiles.read_json(rd.exit)
     if not ex or ex.get("pid") != pid:
         runfiles.write_json(rd.exit, runfiles.exit_record(None, None, stop_requested=True, pid=pid))
@@ -714,7 +412,7 @@ def stop_all(registry: Registry, *, grace: float | None = None) -> list[ModelSta
 
 
 def restart(registry: Registry, ref: ModelRef, **kw: Any) -> ModelState:
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     grace = kw.pop("grace", None)
     stop(registry, model, grace=grace)
     return start(registry, model, **kw)
@@ -727,7 +425,7 @@ def delete_files(registry: Registry, ref: ModelRef, quant: str | None = None, *,
     Returns the files (to be) removed and their size in bytes."""
     from tui.core import modelfiles
 
-    model = _model(registry, ref)
+    model = model_of(registry, ref)
     name = model.name
     qname = quant or model.default_quant
     if model.model_path:

@@ -47,7 +47,7 @@ from __future__ import annotations
 from tui.core.engines.base import Param
 from tui.core.engines.served import HOST_PORT, REASONING_PARSER, SERVED_NAME, TOOL_CALL_PARSER, ServedEngine
 
-_P = [
+_P = (
     Param("tp", "--tp", "int"),
     Param("dp", "--dp", "int"),
     Param("nnodes", "--nnodes", "int"),
@@ -70,12 +70,12 @@ _P = [
     Param("mtp_step", "--mtp_step", "int"),
     Param("mtp_mode", "--mtp_mode", "str", choices=("vanilla_with_att", "eagle_with_att")),
     Param("mtp_draft_model_dir", "--mtp_draft_model_dir", "path"),
-]
+)
 
 
 class LightLLM(ServedEngine):
     name = "lightllm"
-    params = {p.key: p for p in _P}
+    PARAMS = _P
     default_executable = "python3"
     module = "lightllm.server.api_server"
     model_flag = "--model_dir"
@@ -91,12 +91,6 @@ class LightLLM(ServedEngine):
     install_hint = "install it (pip install lightllm, or use its Docker image)"
     ORDER = tuple(p.key for p in _P[:19]) + (TOOL_CALL_PARSER, REASONING_PARSER, "mtp_step", "mtp_mode",
                                               "mtp_draft_model_dir", SERVED_NAME, HOST_PORT)
-
-    def validate(self, name, entry):
-        problems = super().validate(name, entry)
-        params = entry.get("params")
-        if isinstance(params, dict) and params.get("mtp_mode") and not params.get("mtp_draft_model_dir"):
-            problems.append(f"models.{name}.params.mtp_mode: LightLLM MTP needs mtp_draft_model_dir "
-                            "(the checkpoint folder for the draft layers, often model_path itself)")
-        return problems
+    REQUIRES = (("mtp_mode", "params.mtp_draft_model_dir", "LightLLM MTP needs mtp_draft_model_dir "
+                 "(the checkpoint folder for the draft layers, often model_path itself)"),)
 

@@ -110,6 +110,16 @@ class ServedEngine(Engine):
     install_hint: str = ""
     #: the emitted order: param keys and the @ placeholders above
     ORDER: tuple[str, ...] = ()
+    #: (param, what it needs, why): a param set true needs another key set too: a model key
+    #: (``tool_call_parser``) or another param (``params.mtp_draft_model_dir``)
+    REQUIRES: tuple[tuple[str, str, str], ...] = ()
+    #: the engine's parameters, in the table's order (``params`` is made from it)
+    PARAMS: tuple[Param, ...] = ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "PARAMS" in cls.__dict__:
+            cls.params = {p.key: p for p in cls.PARAMS}
 
     keys = {
         "executable": ((str,), "the program llmdeck runs: the engine's CLI (vllm) or the Python that has it"),
@@ -137,6 +147,11 @@ class ServedEngine(Engine):
                             "127.0.0.1 and protect the router instead (llmdeck serve --api-key-env NAME)")
         if "chat_template_file" in entry and not self.chat_template_flag:
             problems.append(f"{where}.chat_template_file: not supported by engine '{self.name}'; remove it")
+        params = entry.get("params")
+        for key, needed, why in self.REQUIRES if isinstance(params, dict) else ():
+            scope, _, k = needed.rpartition(".")
+            if params.get(key) and not (params if scope == "params" else entry).get(k):
+                problems.append(f"{where}.params.{key}: {why}")
         return problems
 
     # --- the command -------------------------------------------------------------------

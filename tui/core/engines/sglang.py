@@ -45,7 +45,7 @@ from tui.core.engines.base import Param
 from tui.core.engines.served import (CHAT_TEMPLATE, HOST_PORT, REASONING_PARSER, SERVED_NAME,
                                      TOOL_CALL_PARSER, ServedEngine)
 
-_P = [
+_P = (
     Param("tp_size", "--tp-size", "int"),
     Param("dp_size", "--dp-size", "int"),
     Param("ep_size", "--ep-size", "int"),
@@ -68,12 +68,12 @@ _P = [
     Param("enable_torch_compile", "--enable-torch-compile", "flag"),
     Param("enable_metrics", "--enable-metrics", "flag"),
     Param("trust_remote_code", "--trust-remote-code", "flag"),
-]
+)
 
 
 class SGLang(ServedEngine):
     name = "sglang"
-    params = {p.key: p for p in _P}
+    PARAMS = _P
     default_executable = "python3"
     module = "sglang.launch_server"
     model_flag = "--model-path"

@@ -56,7 +56,7 @@ class OnOffFlag(Param):
         return [self.flag] if value else ["--no-" + self.flag[2:]]
 
 
-_P = [
+_P = (
     Param("tensor_parallel_size", "--tensor-parallel-size", "int"),
     Param("pipeline_parallel_size", "--pipeline-parallel-size", "int"),
     Param("data_parallel_size", "--data-parallel-size", "int"),
@@ -76,12 +76,12 @@ _P = [
     Param("trust_remote_code", "--trust-remote-code", "flag"),
     Param("download_dir", "--download-dir", "path"),
     Param("revision", "--revision", "str"),
-]
+)
 
 
 class VLLM(ServedEngine):
     name = "vllm"
-    params = {p.key: p for p in _P}
+    PARAMS = _P
     default_executable = "vllm"
     subcommand = ("serve",)
     served_name_flag = "--served-model-name"
@@ -94,12 +94,6 @@ class VLLM(ServedEngine):
              "gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
              "enable_chunked_prefill", "enable_prefix_caching", "kv_cache_dtype", "dtype", "quantization",
              "enforce_eager", "trust_remote_code", CHAT_TEMPLATE, "download_dir", "revision", HOST_PORT)
-
-    def validate(self, name, entry):
-        problems = super().validate(name, entry)
-        params = entry.get("params")
-        if isinstance(params, dict) and params.get("enable_auto_tool_choice") and not entry.get("tool_call_parser"):
-            problems.append(f"models.{name}.params.enable_auto_tool_choice: vLLM needs a tool parser with it; "
-                            "set tool_call_parser (e.g. \"glm47\")")
-        return problems
+    REQUIRES = (("enable_auto_tool_choice", "tool_call_parser",
+                 "vLLM needs a tool parser with it; set tool_call_parser (e.g. \"glm47\")"),)
 
