@@ -536,7 +536,8 @@ def write_sparse_model(src: Path, path: Path, n_layer: int, n_embd: int, n_ff: i
                    b + "attn_k.weight": ((kv, n_embd), np.float16), b + "attn_v.weight": ((kv, n_embd), np.float16),
                    b + "attn_output.weight": ((n_embd, n_embd), np.float16),
                    b + "ffn_norm.weight": ((n_embd,), np.float32), b + "ffn_gate.weight": ((n_ff, n_embd), np.float16),
-                   b + "ffn_up.weight": ((n_ff, n_embd), np.float16), b + "ffn_down.weight": ((n_embd, n_ff), np.float16)}
+                   b + "ffn_up.weight": ((n_ff, n_embd), np.float16),
+                   b + "ffn_down.weight": ((n_embd, n_ff), np.float16)}
     data = 0
     for name, (shape, dt) in shapes.items():
         nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize

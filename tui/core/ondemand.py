@@ -154,7 +154,8 @@ class Memory:
         return {"gpu_free_bytes": ({str(g): b for g, b in sorted(self.gpu_free.items())}
                                    if self.gpu_free is not None else None),
                 "ram_available_bytes": self.ram_available,
-                "used_by_bytes": {n: {str(g): b for g, b in sorted(d.items())} for n, d in sorted(self.used_by.items())}}
+                "used_by_bytes": {n: {str(g): b for g, b in sorted(d.items())}
+                                  for n, d in sorted(self.used_by.items())}}
 
 
 @dataclass(frozen=True)

@@ -392,7 +392,9 @@ def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0
     ``max_body``: the largest request body in bytes; ``host``: the address it listens on, for
     the Host check of a keyless router (:func:`serve` sets it to the address it binds).
     ``on_demand`` (``llmdeck serve``; needs a provider with ``registry()``): models on demand,
-    TTLs and swaps (:mod:`tui.router.ondemand`), ``gpu_source`` its NVML source."""
+    TTLs and swaps (:mod:`tui.router.ondemand`), ``gpu_source`` its NVML source; it claims the
+    registry's ``run/router.lock`` and raises ``RouterBusy`` (one line naming the other router's pid
+    and address) when another router holds it."""
     app = web.Application(middlewares=[_guard_and_errors], client_max_size=max_body)
     app[TABLE] = BackendTable(backends, ttl=ttl)
     app[API_KEY] = api_key
@@ -416,6 +418,7 @@ def make_app(backends: Provider, *, api_key: str | None = None, ttl: float = 1.0
     page.setup(app, backends, app[TABLE], keyed=bool(api_key))  # the front page at / (issue 18)
     if on_demand:
         ond = app[rod.ONDEMAND] = rod.OnDemand(backends, app[TABLE], gpu_source=gpu_source, address=host)
+        ond.claim()  # one router per registry: a second one refuses here, before it listens
         app.on_startup.append(ond.on_startup)
         app.on_cleanup.append(ond.on_cleanup)
         app.router.add_post("/api/{model}/{verb:load|unload}", api_load_unload)

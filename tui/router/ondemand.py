@@ -44,9 +44,15 @@ from tui.core import ondemand as od
 from tui.core import runfiles
 
 RUN_FILE = od.ROUTER_FILE
+#: held (flock) by the one router that serves a registry (:meth:`OnDemand.claim`)
+LOCK_FILE = "router.lock"
 PROGRESS_EVERY_S = 2.0
 TICK_S = 0.5
 EVENTS_KEPT = 50
+
+
+class RouterBusy(Exception):
+    """Another router holds this registry's ``run/router.lock``: the one-line message names it."""
 
 
 class Refusal(Exception):
@@ -429,6 +435,50 @@ class OnDemand:
         except Exception as exc:  # never fail a request over the run file
             print(f"llmdeck serve: cannot write the run file: {exc}", file=sys.stderr, flush=True)
 
+    # --- one router per registry -------------------------------------------------------------
+    _lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Hold ``run/router.lock`` (an exclusive ``flock``) for this router's life, or raise
+        :class:`RouterBusy` with one line naming the router that holds it (its pid and address):
+        two routers over one registry would overwrite each other's ``run/router.json`` and fight
+        over starts and stops. The kernel drops the lock when the process ends, ``kill -9``
+        included, so a router that died never blocks the next. A run folder that is missing is
+        made; one that cannot be trusted (``safefiles.dir_problem``) is left alone."""
+        import fcntl
+
+        from tui.core import safefiles
+
+        run_dir = self.reg().run_dir
+        if safefiles.dir_problem(run_dir):
+            return
+        try:
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = safefiles.open_fd(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return  # no lock where none can be made (a read-only folder): the router still serves
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                held = os.read(fd, 64).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            other = od.read_router(run_dir) or {}
+            pid = other.get("pid") or (int(held) if held.isdigit() else None)
+            where = other.get("address") or "its address not written yet"
+            reg_path = getattr(self.provider, "path", run_dir)
+            raise RouterBusy(f"another 'llmdeck serve' already serves {reg_path} (pid {pid or '?'}, {where}): use "
+                         f"that one, or stop it first (kill {pid or '<pid>'})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
     # --- lifecycle -----------------------------------------------------------------------------
     def resume(self) -> None:
         """Last request times from the previous router's run file (TTLs resume where they were)."""
@@ -458,6 +508,7 @@ class OnDemand:
             if t is not None:
                 t.cancel()
         self.write_run_file()
+        self.release()
 
 
 ONDEMAND = web.AppKey("ondemand", OnDemand)
