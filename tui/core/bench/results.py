@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tui.core.bench.stats import Histogram, Summary
+from tui.core.reports import load_reports, now_iso, save_json  # noqa: F401 — now_iso for the sessions
 
 FORMAT_VERSION = 1
 SEED_HEADERS = ["Workload", "Output (tok/s)", "TTFT (ms)", "E2E latency (ms)"]
@@ -174,10 +174,6 @@ class BenchReport:
         return " · ".join(parts)
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def masked_entry(raw: dict[str, Any]) -> dict[str, Any]:
     entry = json.loads(json.dumps(raw, default=str))
     env = entry.get("env")
@@ -192,38 +188,14 @@ def bench_dir(logs_dir: Path) -> Path:
 
 def save(report: BenchReport, logs_dir: Path) -> Path:
     """Write the report atomically to ``<logs>/bench/<model>-<timestamp>.json``; never overwrites."""
-    from tui.core.registry import atomic_write_text
-
-    d = bench_dir(logs_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = d / f"{report.model}-{stamp}.json"
-    n = 2
-    while path.exists():
-        path = d / f"{report.model}-{stamp}-{n}.json"
-        n += 1
-    atomic_write_text(path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    report.path = path
-    return path
+    report.path = save_json(bench_dir(logs_dir), report.model, report.to_dict(), indent=2)
+    return report.path
 
 
 def list_reports(logs_dir: Path, model: str, last: int | None = None) -> list[BenchReport]:
     """Saved reports of ``model``, oldest first (the last ``last`` of them). Unreadable files are skipped."""
-    d = bench_dir(logs_dir)
-    pat = re.compile(rf"^{re.escape(model)}-\d{{8}}-\d{{6}}(-\d+)?\.json$")
-    files = sorted((p for p in d.glob(f"{model}-*.json") if pat.match(p.name)),
-                   key=lambda p: (p.name[len(model) + 1:len(model) + 16], p.stat().st_mtime))
-    if last is not None:
-        files = files[-last:] if last > 0 else []
-    out = []
-    for p in files:
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("llmdeck_bench"):
-            out.append(BenchReport.from_dict(data, p))
-    return out
+    return load_reports(bench_dir(logs_dir), model, last, lambda d: bool(d.get("llmdeck_bench")),
+                        BenchReport.from_dict)
 
 
 def _fmt(v: float | None, digits: int) -> str:

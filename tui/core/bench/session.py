@@ -13,23 +13,26 @@ the report to ``logs/bench/``.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.core.bench import prompts as _prompts
 from tui.core.bench import results, target
-from tui.core.bench.runner import BenchOptions, Progress, new_event_loop, run_workload
+from tui.core.bench.runner import BenchOptions, Progress, run_workload
 from tui.core.bench.workload import Workload
+from tui.core.cancellable import CancellableRun
 
 if TYPE_CHECKING:
     from tui.core.registry import Registry
 
 
-class BenchSession:
+class BenchSession(CancellableRun):
+    """``cancel()`` (any thread) stops the workload in flight and skips the rest."""
+
     def __init__(self, registry: "Registry", name: str, *, workloads: Sequence[Workload],
                  options: BenchOptions = BenchOptions(), prompts_file: str | None = None):
+        super().__init__()
         self.registry = registry
         self.workloads = list(workloads)
         self.options = options
@@ -48,49 +51,20 @@ class BenchSession:
             options={"requests": options.requests, "max_tokens": options.max_tokens, "seed": options.seed,
                      "ignore_eos": options.ignore_eos, "timeout_s": options.timeout_s,
                      "workloads": [w.label for w in self.workloads]})
-        self.cancelled = False
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
 
     def run(self, on_progress: Callable[[Progress], None] | None = None,
             on_result: Callable[[results.WorkloadResult], None] | None = None) -> results.BenchReport:
         for w in self.workloads:
             if self.cancelled:
                 break
-            loop = new_event_loop()
             try:
-                with self._lock:
-                    self._loop = loop
-                    self._task = loop.create_task(run_workload(self.target, w, self.prompts, self.options,
-                                                               on_progress))
-                try:
-                    result = loop.run_until_complete(self._task)
-                except asyncio.CancelledError:
-                    break
-                except KeyboardInterrupt:  # Ctrl-C in the CLI: let the workload clean up, then stop
-                    self.cancelled = True
-                    self._task.cancel()
-                    try:
-                        loop.run_until_complete(self._task)
-                    except BaseException:
-                        pass
-                    raise
-            finally:
-                with self._lock:
-                    self._loop = self._task = None
-                loop.close()
+                result = self.run_task(run_workload(self.target, w, self.prompts, self.options, on_progress))
+            except asyncio.CancelledError:
+                break
             self.report.runs.append(result)
             if on_result is not None:
                 on_result(result)
         return self.report
-
-    def cancel(self) -> None:
-        """Stop the workload in flight and skip the rest (thread-safe)."""
-        self.cancelled = True
-        with self._lock:
-            if self._loop is not None and self._task is not None:
-                self._loop.call_soon_threadsafe(self._task.cancel)
 
     def save(self) -> Path:
         return results.save(self.report, self.registry.logs_dir)

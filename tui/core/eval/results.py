@@ -23,15 +23,13 @@ Decisions where the issue is silent:
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tui.core.eval.bfcl import BFCL_VERSION, NOT_IN_V4, SEED_004, SEED_004_MODEL, V3_NAMES
+from tui.core.reports import load_reports, now_iso, save_json  # noqa: F401 — now_iso for the sessions
 
 FORMAT_VERSION = 1
 REASONS = ("no call", "unwanted call", "wrong count", "wrong function", "wrong value or type",
@@ -240,48 +238,19 @@ def _cases_cell(cr: CategoryResult) -> str:
     return str(cr.cases) if not cr.planned or cr.cases == cr.planned else f"{cr.cases}/{cr.planned}"
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def eval_dir(logs_dir: Path) -> Path:
     return Path(logs_dir) / "eval"
 
 
 def save(report: EvalReport, logs_dir: Path) -> Path:
     """Write the report atomically to ``<logs>/eval/<model>-<timestamp>.json``; never overwrites."""
-    from tui.core.registry import atomic_write_text
-
-    d = eval_dir(logs_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = d / f"{report.model}-{stamp}.json"
-    n = 2
-    while path.exists():
-        path = d / f"{report.model}-{stamp}-{n}.json"
-        n += 1
-    atomic_write_text(path, json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n")
-    report.path = path
-    return path
+    report.path = save_json(eval_dir(logs_dir), report.model, report.to_dict(), indent=1)
+    return report.path
 
 
 def list_reports(logs_dir: Path, model: str, last: int | None = None) -> list[EvalReport]:
     """Saved reports of ``model``, oldest first (the last ``last``). Unreadable files are skipped."""
-    d = eval_dir(logs_dir)
-    pat = re.compile(rf"^{re.escape(model)}-\d{{8}}-\d{{6}}(-\d+)?\.json$")
-    files = sorted((p for p in d.glob(f"{model}-*.json") if pat.match(p.name)),
-                   key=lambda p: (p.name[len(model) + 1:len(model) + 16], p.stat().st_mtime))
-    if last is not None:
-        files = files[-last:] if last > 0 else []
-    out = []
-    for p in files:
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("suite") == "bfcl":
-            out.append(EvalReport.from_dict(data, p))
-    return out
+    return load_reports(eval_dir(logs_dir), model, last, lambda d: d.get("suite") == "bfcl", EvalReport.from_dict)
 
 
 def history_table(reports: list[EvalReport]) -> tuple[list[str], list[list[str]]]:

@@ -18,12 +18,12 @@ Concurrency: ``options.concurrency``, else the server's ``total_slots`` from ``/
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tui.core.cancellable import CancellableRun
 from tui.core.eval import bfcl, results
 from tui.core.eval.runner import EvalOptions, Progress, run_cases
 
@@ -37,12 +37,15 @@ class EvalError(Exception):
     """The model cannot be evaluated now (not running, not answering); one line."""
 
 
-class EvalSession:
+class EvalSession(CancellableRun):
+    """``cancel()`` (any thread) stops the run; finished cases stay in the report."""
+
     def __init__(self, registry: "Registry", name: str, options: EvalOptions, progress=None) -> None:
         from tui.core.bench import target as bench_target
         from tui.core.bench.runner import BenchError
         from tui.core.chat.client import ChatTarget
 
+        super().__init__()
         self.registry = registry
         self.options = options
         cats = [bfcl.parse_category(c) for c in options.categories] or bfcl.categories()
@@ -68,10 +71,6 @@ class EvalSession:
                                     "sampling": dict(self.target.defaults) | self.params}
         self.report = results.EvalReport(model=name, base_url=self.target.base_url, started_at=results.now_iso(),
                                          settings=settings, server=server, options=opts, planned=planned)
-        self.cancelled = False
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
 
     @property
     def total(self) -> int:
@@ -79,47 +78,20 @@ class EvalSession:
 
     def run(self, on_progress: Callable[[Progress], None] | None = None,
             on_result: Callable[[results.CaseResult], None] | None = None) -> results.EvalReport:
-        from tui.core.bench.runner import new_event_loop
-
         rep = self.report
-        loop = new_event_loop()
         t0 = time.perf_counter()
         coro = run_cases(self.target, self.cases, concurrency=self.concurrency, thinking=self.options.thinking,
                          params=self.params, max_tokens=self.options.max_tokens, timeout_s=self.options.timeout_s,
                          on_result=on_result, on_progress=on_progress, results=rep.cases)
         try:
-            with self._lock:
-                self._loop = loop
-                self._task = loop.create_task(coro)
-                if self.cancelled:
-                    self._task.cancel()
-            try:
-                loop.run_until_complete(self._task)
-            except asyncio.CancelledError:
-                pass
-            except KeyboardInterrupt:  # Ctrl-C in the CLI: close the streams, keep what finished
-                self.cancelled = True
-                self._task.cancel()
-                try:
-                    loop.run_until_complete(self._task)
-                except BaseException:
-                    pass
-                raise
+            self.run_task(coro)
+        except asyncio.CancelledError:
+            pass
         finally:
-            with self._lock:
-                self._loop = self._task = None
-            loop.close()
             rep.duration_s = time.perf_counter() - t0
             rep.partial = self.cancelled or len(rep.cases) < len(self.cases)
             rep.bfcl_summary = _summary(rep)
         return rep
-
-    def cancel(self) -> None:
-        """Stop the run (thread-safe); finished cases stay in the report."""
-        self.cancelled = True
-        with self._lock:
-            if self._loop is not None and self._task is not None:
-                self._loop.call_soon_threadsafe(self._task.cancel)
 
     def save(self) -> Path:
         return results.save(self.report, self.registry.logs_dir)
