@@ -77,30 +77,65 @@ class RunningServer:
             self.proc.wait(10)
 
 
-@pytest.fixture
-def llama_server(llama_server_bin, smollm_gguf, tmp_path):
-    """Factory: ``llama_server(*extra_args, alias="smollm2")`` → a ready RunningServer, killed at teardown."""
-    started: list[RunningServer] = []
+class LlamaServers:
+    """Starts bare llama-server processes (not through the supervisor), each on a free loopback
+    port, and kills them all at :meth:`stop_all`. Call it: ``start(*extra_args, model=…,
+    parallel=…, template=…, ctx=…, threads=…, alias=…, metrics=…)`` → a ready RunningServer (its
+    /health answered 200), or a RuntimeError with the tail of its log. ``model``: a GGUF path (the
+    SmolLM2 demo model by default); ``parallel``: ``-np`` (llama-server's own default if None);
+    ``template``: a chat template's file name in llama.cpp's templates dir (``--jinja
+    --chat-template-file``); ``metrics``: ``--metrics``."""
 
-    def start(*extra: str, ctx: int = 2048, alias: str = "smollm2") -> RunningServer:
+    def __init__(self, bin_: Path, gguf: Path, templates: Path, log_dir: Path):
+        self.bin, self.gguf, self.templates, self.log_dir = bin_, gguf, templates, log_dir
+        self.started: list[RunningServer] = []
+
+    def __call__(self, *extra: str, model: Path | None = None, parallel: int | None = None,
+                 template: str | None = None, ctx: int = 2048, threads: int = 2, alias: str = "smollm2",
+                 metrics: bool = True, timeout: float = 120) -> RunningServer:
         port = free_port()
-        log = tmp_path / f"llama-{port}.log"
-        argv = [str(llama_server_bin), "-m", str(smollm_gguf), "--host", "127.0.0.1", "--port", str(port),
-                "-c", str(ctx), "--threads", "2", "--metrics", "--alias", alias, *extra]
+        log = self.log_dir / f"llama-{alias}-{port}.log"
+        argv = [str(self.bin), "-m", str(model or self.gguf), "--host", "127.0.0.1", "--port", str(port),
+                "-c", str(ctx), "--threads", str(threads), "--alias", alias]
+        if parallel is not None:
+            argv += ["--parallel", str(parallel)]
+        if template is not None:
+            argv += ["--jinja", "--chat-template-file", str(self.templates / template)]
+        if metrics:
+            argv.append("--metrics")
         with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([*argv, *extra], stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         srv = RunningServer(proc, port, log)
-        started.append(srv)
+        self.started.append(srv)
         try:
-            wait_http_ok(srv.base + "/health", 60, proc)
+            wait_http_ok(srv.base + "/health", timeout, proc)
         except Exception:
+            srv.stop()
             raise RuntimeError(f"llama-server failed to start: {log.read_text()[-2000:]}")
         return srv
 
-    yield start
-    for s in started:
-        s.stop()
+    def stop_all(self) -> None:
+        for s in self.started:
+            s.stop()
+
+
+@pytest.fixture
+def llama_server(llama_server_bin, smollm_gguf, templates_dir, tmp_path):
+    """Factory (:class:`LlamaServers`): ``llama_server(*extra_args, parallel=2, template=…)`` → a
+    ready RunningServer, killed at the end of the test."""
+    servers = LlamaServers(llama_server_bin, smollm_gguf, templates_dir, tmp_path)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_llama_server(llama_server_bin, smollm_gguf, templates_dir, tmp_path_factory):
+    """The same factory for module- and class-scoped fixtures: what it started is killed at the
+    module's end at the latest (a class-scoped fixture stops its own server sooner)."""
+    servers = LlamaServers(llama_server_bin, smollm_gguf, templates_dir, tmp_path_factory.mktemp("llama"))
+    yield servers
+    servers.stop_all()
 
 
 def kill_servers(reg) -> None:

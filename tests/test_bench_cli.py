@@ -26,7 +26,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 @pytest.mark.server
 @pytest.mark.timeout(240)
 def test_bench_prints_the_seed_table_saves_the_report_and_shows_history(llama_server, smollm_gguf, tmp_path, capsys):
-    srv = llama_server("--parallel", "4", ctx=2048)
+    srv = llama_server(parallel=4, ctx=2048)
     reg = _registry(tmp_path, {
         "smol": {"engine": "external", "base_url": srv.base_url, "alias": "smollm2"},
         # a llama-server entry llmdeck did not start: reached on its default_port

@@ -65,7 +65,7 @@ def _check_common(res: bench.WorkloadResult, n: int, max_tokens: int) -> None:
 
 
 async def test_every_workload_kind_against_llama_server_parallel_4(llama_server):
-    srv = llama_server("--parallel", "4")
+    srv = llama_server(parallel=4)
     target = bench.Target(srv.base_url, "smollm2")
     interval = sys.getswitchinterval()
     nb, n, mt = 5, 4, 6  # five for the burst: one more than the slots
@@ -116,7 +116,7 @@ async def test_every_workload_kind_against_llama_server_parallel_4(llama_server)
 
 
 async def test_failures_are_counted_with_the_servers_reason(llama_server):
-    srv = llama_server("--parallel", "2", ctx=1024)  # 512 tokens per slot
+    srv = llama_server(parallel=2, ctx=1024)  # 512 tokens per slot
     target = bench.Target(srv.base_url, "smollm2")
     prompts = [Prompt("Say hi.", 3, 4), Prompt("word " * 1200, 1200, 4)]  # the second cannot fit a slot
     res = await bench.run_workload(target, bench.Workload("burst"), prompts, bench.BenchOptions(requests=4))
@@ -134,7 +134,7 @@ async def test_failures_are_counted_with_the_servers_reason(llama_server):
 
 
 async def test_a_server_killed_mid_stream_fails_the_open_requests_promptly(llama_server):
-    srv = llama_server("--parallel", "2")
+    srv = llama_server(parallel=2)
     target = bench.Target(srv.base_url, "smollm2")
     killed = []
 
@@ -193,7 +193,7 @@ async def test_the_real_servers_bytes_parse_the_same_under_every_cut(llama_serve
 def test_a_session_runs_in_a_worker_thread_reports_each_workload_and_cancels(llama_server, tmp_path):
     from tui.core import registry
 
-    srv = llama_server("--parallel", "2")
+    srv = llama_server(parallel=2)
     path = tmp_path / "models.json"
     path.write_text(json.dumps({"models": {"smol": {"engine": "external", "base_url": srv.base_url,
                                                      "alias": "smollm2"}}}))

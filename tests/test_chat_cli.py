@@ -17,7 +17,7 @@ import pytest
 from chatstreams import sse, vllm
 from conftest import free_port
 from streamserver import Reply, StreamServer, json_reply
-from test_chat_live import gbnf, start_server
+from test_chat_live import gbnf
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).parent / "fixtures" / "chat"
@@ -39,13 +39,10 @@ def registry(tmp_path: Path, models: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live(llama_server_bin, smollm_gguf, templates_dir, tmp_path_factory):
+def live(module_llama_server):
     """GLM-4.7-Flash template and a server-wide grammar: every reply is 'Hmm.' thinking, 'Hi!'."""
-    srv = start_server(llama_server_bin, smollm_gguf, tmp_path_factory.mktemp("cli"),
-                       "--chat-template-file", str(templates_dir / "GLM-4.7-Flash.jinja"),
-                       "--grammar", gbnf("Hmm.</think>Hi!"))
-    yield srv
-    srv.stop()
+    return module_llama_server("--grammar", gbnf("Hmm.</think>Hi!"), ctx=1024, parallel=1,
+                               template="GLM-4.7-Flash.jinja")
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ lazy, triggered by that text).
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
 
-from conftest import RunningServer, free_port, wait_http_ok
 from tui.core.chat.client import ChatClient
 from tui.core.chat.conversation import Conversation
 from tui.core.chat.events import Content, Done, Error, Reasoning, ToolCall, ToolCallStarted, coalesce
@@ -28,22 +26,6 @@ WEATHER = [{"type": "function", "function": {
                    "required": ["days", "metric"]}}}]
 
 
-def start_server(bin_, gguf, tmp, *extra: str, ctx: int = 1024) -> RunningServer:
-    port = free_port()
-    log = tmp / f"llama-{port}.log"
-    argv = [str(bin_), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", str(ctx), "-np", "1",
-            "--threads", "2", "--alias", "smollm2", *extra]
-    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    srv = RunningServer(proc, port, log)
-    try:
-        wait_http_ok(srv.base + "/health", 90, proc)
-    except Exception:
-        srv.stop()
-        raise RuntimeError(f"llama-server failed to start: {log.read_text()[-2000:]}")
-    return srv
-
-
 def gbnf(text: str) -> str:
     return 'root ::= "' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
@@ -53,24 +35,22 @@ async def collect(client, messages=HI, **kw) -> list:
 
 
 @pytest.fixture(scope="class")
-def own(llama_server_bin, smollm_gguf, tmp_path_factory):
-    srv = start_server(llama_server_bin, smollm_gguf, tmp_path_factory.mktemp("own"))
+def own(module_llama_server):
+    srv = module_llama_server(ctx=1024, parallel=1)
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="class")
-def glm(llama_server_bin, smollm_gguf, templates_dir, tmp_path_factory):
-    srv = start_server(llama_server_bin, smollm_gguf, tmp_path_factory.mktemp("glm"),
-                       "--chat-template-file", str(templates_dir / "GLM-4.7-Flash.jinja"))
+def glm(module_llama_server):
+    srv = module_llama_server(ctx=1024, parallel=1, template="GLM-4.7-Flash.jinja")
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="class")
-def guarded(llama_server_bin, smollm_gguf, tmp_path_factory):
-    srv = start_server(llama_server_bin, smollm_gguf, tmp_path_factory.mktemp("guarded"),
-                       "--api-key", "live-secret", ctx=256)
+def guarded(module_llama_server):
+    srv = module_llama_server("--api-key", "live-secret", ctx=256, parallel=1)
     yield srv
     srv.stop()
 

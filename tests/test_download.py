@@ -11,14 +11,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_http_ok
 from hubserver import HubSpec, populate, registry_json
 from tui.core import registry
 from tui.core.downloads import (Download, DownloadError, HubError, NotEnoughSpace, make_plan)
@@ -316,7 +314,7 @@ def test_401_without_token_404_for_missing_repo_and_token_never_sent_to_cdn(reg,
 
 @pytest.mark.server
 @pytest.mark.timeout(120)
-def test_real_split_model_downloads_and_llama_server_loads_it(reg, srv, llama_server_bin, tmp_path):
+def test_real_split_model_downloads_and_llama_server_loads_it(reg, srv, llama_server):
     plan = plan_for(reg, "smollm")
     assert [g.count for g in plan.groups] == [2]
     assert plan.header.architecture == "llama" and plan.header.block_count == 30
@@ -324,25 +322,15 @@ def test_real_split_model_downloads_and_llama_server_loads_it(reg, srv, llama_se
     assert res.ok, res.failed
     lf = local_files(reg, reg.get("smollm"))
     assert lf.status == "present" and lf.first.name.endswith("-00001-of-00002.gguf")
-    port = free_port()
-    log = open(tmp_path / "llama.log", "wb")
-    proc = subprocess.Popen([str(llama_server_bin), "-m", str(lf.first), "--host", "127.0.0.1", "--port", str(port),
-                             "-c", "512", "--threads", "2"], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health", 60, proc)
-        import urllib.request
+    served = llama_server(model=lf.first, ctx=512, metrics=False)  # the first shard: llama.cpp loads the rest
+    import urllib.request
 
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", method="POST",
-                                     data=json.dumps({"prompt": "The capital of France is", "n_predict": 4}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            out = json.loads(r.read())
-        assert out["content"].strip() and out["tokens_predicted"] >= 1
-    finally:
-        proc.kill()
-        proc.wait(10)
-        log.close()
+    req = urllib.request.Request(served.base + "/completion", method="POST",
+                                 data=json.dumps({"prompt": "The capital of France is", "n_predict": 4}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        out = json.loads(r.read())
+    assert out["content"].strip() and out["tokens_predicted"] >= 1
 
 
 def test_events_iterator_stops_the_transfer_when_the_consumer_leaves(reg, srv):

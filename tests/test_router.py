@@ -11,47 +11,22 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
 import time
 
 import httpx
 import pytest
 
-from conftest import RunningServer, free_port, wait_http_ok
+from conftest import RunningServer, free_port
 from tui.router.app import make_app, serve
 from tui.router.backends import Backend
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 
 
-def _start(bin_, gguf, tmp, alias: str, *extra: str) -> RunningServer:
-    port = free_port()
-    log = tmp / f"llama-{alias}-{port}.log"
-    argv = [str(bin_), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", "4096",
-            "--parallel", "8", "--threads", "1", "--metrics", "--alias", alias, *extra]
-    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    srv = RunningServer(proc, port, log)
-    try:
-        wait_http_ok(srv.base + "/health", 60, proc)
-    except Exception:
-        srv.stop()
-        raise RuntimeError(f"llama-server failed to start: {log.read_text()[-2000:]}")
-    return srv
-
-
 @pytest.fixture(scope="module")
-def two_servers(llama_server_bin, smollm_gguf, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("router")
-    a = _start(llama_server_bin, smollm_gguf, tmp, "smol-a")
-    try:
-        b = _start(llama_server_bin, smollm_gguf, tmp, "smol-b")
-    except Exception:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
+def two_servers(module_llama_server):
+    return tuple(module_llama_server(ctx=4096, parallel=8, threads=1, alias=alias)
+                 for alias in ("smol-a", "smol-b"))
 
 
 def _backends(a: RunningServer, b: RunningServer, **extra: Backend) -> list[Backend]:
@@ -239,7 +214,7 @@ async def test_seed_api_passthrough(two_servers):
 
 async def test_backend_killed_mid_stream_gives_a_clean_error(two_servers, llama_server):
     a, b = two_servers
-    doomed = llama_server("--parallel", "1", alias="doomed")
+    doomed = llama_server(parallel=1, alias="doomed")
     backends = _backends(a, b, doomed=Backend(name="doomed", state="ready", url=doomed.base_url,
                                               served_name="doomed"))
     async with Router(backends) as r, httpx.AsyncClient(base_url=r.url, timeout=60) as c:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_http_ok
+from conftest import free_port
 from tui.core.health import Probe
 from tui.core.telemetry.metrics import ServerScraper, origin_of, parse_prometheus, parse_slots
 
@@ -158,16 +155,6 @@ def test_unreachable_server_is_a_state_and_skips_slots():
     assert "/metrics unreachable: refused" == s.note
 
 
-def start_server(bin_, gguf, tmp_path, *extra):
-    port = free_port()
-    log = open(tmp_path / f"srv-{port}.log", "wb")
-    proc = subprocess.Popen([str(bin_), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-                             "-c", "1024", "--threads", "1", *extra],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    wait_http_ok(f"http://127.0.0.1:{port}/health", 60, proc)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def chat(base: str, max_tokens: int, key: str | None = None) -> dict:
     body = json.dumps({"messages": [{"role": "user", "content": "Tell a long story about a lighthouse."}],
                        "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True}).encode()
@@ -182,7 +169,7 @@ def chat(base: str, max_tokens: int, key: str | None = None) -> dict:
 @pytest.mark.server
 @pytest.mark.timeout(120)
 def test_real_llama_server_live_throughput_adds_up(llama_server):
-    srv = llama_server("-np", "2", "--threads", "1")  # 1 thread: the 2 cores are shared
+    srv = llama_server(parallel=2, threads=1)  # 1 thread: the 2 cores are shared
     clock = Clock()  # one "second" per scrape: each rate is then exactly the tokens of that step
     sc = ServerScraper(srv.base_url, clock=clock)
     s = sc.scrape()
@@ -215,41 +202,33 @@ def test_real_llama_server_live_throughput_adds_up(llama_server):
 
 @pytest.mark.server
 @pytest.mark.timeout(120)
-def test_real_llama_server_without_metrics_or_slots_and_with_a_key(llama_server_bin, smollm_gguf, tmp_path):
-    proc, base = start_server(llama_server_bin, smollm_gguf, tmp_path, "--no-slots", "--api-key", "s3cret")
-    try:
-        s = ServerScraper(base + "/v1").scrape()
-        assert s.metrics == "auth" and s.slots == "auth" and "API key refused" in s.note
-        sc = ServerScraper(base + "/v1", api_key="s3cret")
-        s = sc.scrape()
-        assert (s.metrics, s.slots) == ("off", "off")
-        assert s.note == "metrics off (start llama-server with --metrics)"
-        assert s.tokens_per_s is None and s.busy_slots is None and s.requests_processing is None
-        chat(base, 8, key="s3cret")  # the server itself works; only the figures are n/a
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+def test_real_llama_server_without_metrics_or_slots_and_with_a_key(llama_server):
+    base = llama_server("--no-slots", "--api-key", "s3cret", ctx=1024, threads=1, metrics=False).base
+    s = ServerScraper(base + "/v1").scrape()
+    assert s.metrics == "auth" and s.slots == "auth" and "API key refused" in s.note
+    sc = ServerScraper(base + "/v1", api_key="s3cret")
+    s = sc.scrape()
+    assert (s.metrics, s.slots) == ("off", "off")
+    assert s.note == "metrics off (start llama-server with --metrics)"
+    assert s.tokens_per_s is None and s.busy_slots is None and s.requests_processing is None
+    chat(base, 8, key="s3cret")  # the server itself works; only the figures are n/a
 
 
 @pytest.mark.server
 @pytest.mark.timeout(120)
-def test_real_llama_server_slots_alone_give_throughput(llama_server_bin, smollm_gguf, tmp_path):
-    proc, base = start_server(llama_server_bin, smollm_gguf, tmp_path)  # no --metrics
-    try:
-        clock = Clock()
-        sc = ServerScraper(base + "/v1", clock=clock)
-        assert sc.scrape().metrics == "off"
-        t = threading.Thread(target=chat, args=(base, 48))
-        t.start()
-        rates = []
-        while t.is_alive():
-            t.join(0.1)
-            clock.t += 1.0
-            s = sc.scrape()
-            assert s.slots == "ok" and s.metrics == "off"
-            rates.append(s.tokens_per_s or 0)
-        # per-slot deltas: live, never more than was generated (a finished request's tail may be lost)
-        assert sum(1 for r in rates if r > 0) >= 2 and 0 < sum(rates) <= 48
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+def test_real_llama_server_slots_alone_give_throughput(llama_server):
+    base = llama_server(ctx=1024, threads=1, metrics=False).base
+    clock = Clock()
+    sc = ServerScraper(base + "/v1", clock=clock)
+    assert sc.scrape().metrics == "off"
+    t = threading.Thread(target=chat, args=(base, 48))
+    t.start()
+    rates = []
+    while t.is_alive():
+        t.join(0.1)
+        clock.t += 1.0
+        s = sc.scrape()
+        assert s.slots == "ok" and s.metrics == "off"
+        rates.append(s.tokens_per_s or 0)
+    # per-slot deltas: live, never more than was generated (a finished request's tail may be lost)
+    assert sum(1 for r in rates if r > 0) >= 2 and 0 < sum(rates) <= 48
