@@ -16,8 +16,13 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from tui.core import logfiles, registry
+from tui.core import logfiles, registry, supervisor
+from tui.core.bench import BenchError
+from tui.core.bench import list_reports as bench_reports
 from tui.core.chat import events as ev
+from tui.core.downloads.errors import DownloadError
+from tui.core.eval import EvalError
+from tui.core.eval import list_reports as eval_reports
 from tui.core.supervisor import ModelState
 from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
 from tui.core.telemetry.metrics import ServerStats
@@ -203,7 +208,15 @@ def reply(reasoning: str = "", content: str = "", tokens: int = 42) -> list:
 
 
 class FakeBackend:
-    """Same methods as ``tui.ui.backend.Backend``; records every verb."""
+    """The UI's door (:class:`tui.ui.door.CoreDoor`) over fixed states; records every verb.
+
+    Implements every method of the door (``tests/test_backend_protocol.py`` checks the names
+    and signatures). Where the real core is cheap and local it is used (logs, the files a
+    delete would remove, saved bench/eval reports); what needs a network, a GPU or a running
+    server answers as the core does when that is missing: a one-line error (download plans,
+    bench and eval sessions; tests that need them set ``be.bench_session = …``), no memory
+    fit, no router, no first-frame states (the first status poll fills the table).
+    """
 
     def __init__(self, reg: registry.Registry, states: dict[str, ModelState] | None = None,
                  sampler: FakeSampler | None = None, chat: dict[str, FakeChatSession] | None = None) -> None:
@@ -218,6 +231,12 @@ class FakeBackend:
         self.verb_gate: threading.Event | None = None  # holds verbs in flight (pending tests)
 
     # servers
+    def first_status(self):
+        return {}
+
+    def router_view(self):
+        return None, {}
+
     def status(self):
         with self.lock:
             for n, s in self.states.items():
@@ -263,6 +282,9 @@ class FakeBackend:
             self.calls.append(("stop_all", "*"))
         return []
 
+    def delete_files(self, name):
+        return self._verb("delete_files", name, self.states[name])
+
     def command_line(self, name):
         return f"llama-server -m models/{name}.gguf --port {self.registry.models[name].default_port}"
 
@@ -275,6 +297,18 @@ class FakeBackend:
             return {"UD-IQ2_XXS": {"status": "partial", "bytes_done": 61 * GIB, "bytes_total": 241 * 10**9},
                     "UD-TQ1_0": {"status": "missing", "bytes_done": 0, "bytes_total": None}}
         return {}
+
+    def deletable(self, name):
+        return supervisor.delete_files(self.registry, name, dry_run=True)
+
+    def download_plan(self, name):
+        raise DownloadError(f"{name}: the fake backend reaches no Hub")
+
+    def memory_fit(self, name, plan):
+        return None
+
+    def download_run(self, plan, on_progress, cancel):
+        raise DownloadError("the fake backend downloads nothing")
 
     # logs
     def log_path(self, name):
@@ -296,8 +330,21 @@ class FakeBackend:
     def sampler(self, servers, interval=1.0):
         return self.fake_sampler
 
-    def server_ref(self, st):
-        return ServerRef(st.name, st.pid, st.url)
+    def server_ref(self, state):
+        return ServerRef(state.name, state.pid, state.url)
+
+    # bench and eval
+    def bench_session(self, name, workloads, options):
+        raise BenchError(f"{name}: the fake backend runs no benchmark")
+
+    def bench_reports(self, name, last=5):
+        return bench_reports(self.registry.logs_dir, name, last)
+
+    def eval_session(self, name, options):
+        raise EvalError(f"{name}: the fake backend runs no eval")
+
+    def eval_reports(self, name, last=5):
+        return eval_reports(self.registry.logs_dir, name, last)
 
     # chat
     def chat_session(self, name):

@@ -324,6 +324,21 @@ class Backend:
 
         return list_reports(self.registry.logs_dir, name, last)
 
+    # -- eval --------------------------------------------------------------------------------
+
+    def eval_session(self, name: str, options):
+        """A core ``EvalSession`` (checks the model and its server, fetches BFCL's package the
+        first time: blocks, raises one-line errors)."""
+        from tui.core.eval import EvalSession
+
+        return EvalSession(self.registry, name, options)
+
+    def eval_reports(self, name: str, last: int = 5) -> list:
+        """The last ``last`` saved eval reports of ``name`` (``logs/eval/``), oldest first."""
+        from tui.core.eval import list_reports
+
+        return list_reports(self.registry.logs_dir, name, last)
+
     # -- chat --------------------------------------------------------------------------------
 
     def chat_session(self, name: str) -> ChatSession:

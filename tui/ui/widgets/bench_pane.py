@@ -7,9 +7,9 @@ each reply's length (empty: the prompt's own length). ``enter`` in a field or ``
 ``esc`` cancels a run (the workload in flight stops; workloads already finished are kept,
 shown and saved, as the CLI does on Ctrl-C).
 
-Threading: one thread worker builds the core :class:`~tui.core.bench.BenchSession` (through
-``backend.bench_session``: the preflight blocks on HTTP), runs it and saves the report; it only
-posts messages to this pane. Progress arrives at most every 0.1 s (``progress_interval_s``)
+Threading (:mod:`tui.ui.widgets.run_pane`, shared with the eval pane): one thread worker builds
+the core :class:`~tui.core.bench.BenchSession` (through ``backend.bench_session``: the preflight
+blocks on HTTP), runs it and saves the report; it only posts messages to this pane. Progress arrives at most every 0.1 s (``progress_interval_s``)
 and a queued progress message is replaced by a newer one (``can_replace``), so a busy screen
 never falls behind. ``cancel()`` of the core session is thread-safe.
 
@@ -19,7 +19,7 @@ Decisions where the issue is silent:
   model at tens of tok/s) rather than the CLI's 100 requests at the prompts' full length.
 * One run at a time for the whole app; the results table belongs to the run (its model is
   named above it) while the side-by-side table follows the selected model.
-* The side-by-side table lists the last :data:`HISTORY_REPORTS` saved reports of the model,
+* The side-by-side table lists the last :data:`~tui.ui.widgets.run_pane.HISTORY_REPORTS` saved reports of the model,
   newest first, one row per workload; TTFT/E2E figures are p50 unless marked p99.
 * The histogram shows the highlighted row of the results table (the last finished workload
   at first): 20 equal-width bins from the fastest to the slowest request, one block character
@@ -29,78 +29,36 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import re
-import threading
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from tui.core.bench.results import SEED_HEADERS
 from tui.ui import keys
+from tui.ui.door import CoreDoor
+from tui.ui.widgets.run_pane import RunDone, RunPane, RunProgress
 
 DEFAULT_WORKLOAD = "concurrency=4"
 DEFAULT_REQUESTS = 20
 DEFAULT_MAX_TOKENS = 128
-HISTORY_REPORTS = 5
 PROGRESS_INTERVAL_S = 0.1  # ≤ 10 Hz
 RESULT_HEADERS = [*SEED_HEADERS, "Req", "Err"]
 HISTORY_HEADERS = ["When", "Workload", "tok/s", "TTFT p50", "TTFT p99", "E2E p50", "Err", "Settings"]
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-# -- messages (posted by the worker to the pane) --------------------------------------------
-
-
-class BenchStarted(Message):
-    def __init__(self, model: str, report: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.report = report
-
-
-class BenchProgress(Message):
-    """The latest ``Progress`` of the run; a newer one replaces a queued older one."""
-
-    def __init__(self, model: str, progress: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.progress = progress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, BenchProgress) and message.model == self.model
-
-
+@dataclass
 class BenchResult(Message):
     """One workload finished (a ``WorkloadResult``)."""
 
-    def __init__(self, model: str, result: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.result = result
-
-
-class BenchDone(Message):
-    """The run ended: ``error`` (one line) or ``cancelled``; ``path`` of the saved report."""
-
-    def __init__(self, model: str, *, report: Any = None, path: Any = None, error: str | None = None,
-                 cancelled: bool = False) -> None:
-        super().__init__()
-        self.model = model
-        self.report = report
-        self.path = path
-        self.error = error
-        self.cancelled = cancelled
-
-
-class BenchHistory(Message):
-    def __init__(self, model: str, reports: list) -> None:
-        super().__init__()
-        self.model = model
-        self.reports = reports
+    model: str
+    result: Any
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -167,8 +125,12 @@ def parse_form(workload: str, requests: str, max_tokens: str):
     return workloads, BenchOptions(requests=n, max_tokens=cap, progress_interval_s=PROGRESS_INTERVAL_S)
 
 
-class BenchPane(VerticalScroll):
+class BenchPane(RunPane):
     BINDINGS = keys.bindings("bench")
+    KIND = "bench"
+    DOING = "benchmarking"
+    IDLE_HINT = "enter or ctrl+r runs · esc cancels a run"
+    HISTORY_HEADERS = HISTORY_HEADERS
 
     DEFAULT_CSS = """
     BenchPane { height: 1fr; scrollbar-size-vertical: 1; }
@@ -186,22 +148,10 @@ class BenchPane(VerticalScroll):
     BenchPane #bench-history-title { margin-top: 1; }
     """
 
-    def __init__(self, backend: Any, **kw) -> None:
-        super().__init__(**kw)
-        self.backend = backend
-        self.model: str | None = None  # the selected model (history, head)
-        self.run_model: str | None = None  # the model of the run shown in the results table
-        self.running = False
+    def __init__(self, backend: CoreDoor, **kw) -> None:
+        super().__init__(backend, **kw)
         self.runs: list = []  # WorkloadResult of the shown run, in order
-        self.report = None
-        self.saved_path = None
-        self.history: list = []  # BenchReport of self.model, oldest first
-        self.progress = None  # the last Progress shown
         self.progress_updates = 0
-        self.status = Text("")
-        self._lock = threading.Lock()
-        self._session = None
-        self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="bench-head")
@@ -221,192 +171,56 @@ class BenchPane(VerticalScroll):
         yield Static("", id="bench-history-title")
         yield DataTable(id="bench-history", cursor_type="none")
 
-    def on_mount(self) -> None:
+    def _mount_tables(self) -> None:
         self.results_table.add_columns(*RESULT_HEADERS)
-        self.history_table.add_columns(*HISTORY_HEADERS)
-        self._set_status(Text("enter or ctrl+r runs · esc cancels a run", style="dim"))
-        self._head()
-
-    # -- parts ---------------------------------------------------------------------------
-
-    @property
-    def results_table(self) -> DataTable:
-        return self.query_one("#bench-results", DataTable)
-
-    @property
-    def history_table(self) -> DataTable:
-        return self.query_one("#bench-history", DataTable)
 
     def focus_form(self) -> None:
         self.query_one("#bench-workload", Input).focus()
 
-    def _set_status(self, text: Text) -> None:
-        self.status = text
-        self.query_one("#bench-status", Static).update(text)
+    action_run_bench = RunPane.start_run
+    action_cancel_bench = RunPane.cancel_run
 
-    def _head(self) -> None:
-        head = self.query_one("#bench-head", Static)
-        if self.model is None:
-            head.update("no model selected")
-            return
-        st = getattr(self.app, "states", {}).get(self.model)
-        state = st.state if st is not None else "…"
-        t = Text.assemble((self.model, "bold"), f" · {state}")
-        if st is not None and st.url:
-            t.append(f" · {st.url}", style="dim")
-        if self.running and self.run_model and self.run_model != self.model:
-            t.append(f" · benchmarking {self.run_model}", style="yellow")
-        head.update(t)
+    # -- the history ---------------------------------------------------------------------------
 
-    # -- the selected model ------------------------------------------------------------------
+    def _reports(self, name: str, last: int) -> list:
+        return self.backend.bench_reports(name, last)
 
-    def show_model(self, name: str | None) -> None:
-        if name == self.model:
-            return
-        self.model = name
-        self._head()
-        self.history = []
-        self._show_history()
-        if name is not None:
-            self._load_history(name)
-
-    @work(thread=True, group="bench-history", exclusive=True, exit_on_error=False)
-    def _load_history(self, name: str) -> None:
-        try:
-            reports = self.backend.bench_reports(name, HISTORY_REPORTS)
-        except Exception:  # noqa: BLE001 — no side-by-side table then; runs still work
-            reports = []
-        self.post_message(BenchHistory(name, reports))
-
-    def on_bench_history(self, message: BenchHistory) -> None:
-        message.stop()
-        if message.model != self.model:
-            return
-        self.history = message.reports
-        self._show_history()
-
-    def _show_history(self) -> None:
-        title = self.query_one("#bench-history-title", Static)
-        table = self.history_table
-        table.clear()
-        if self.model is None:
-            title.update("")
-            return
-        if not self.history:
-            title.update(Text.assemble(("last runs", "bold underline"), f" of {self.model}: none saved yet",
-                                       style=""))
-            return
+    def _fill_history(self, title: Static, table: DataTable) -> None:
         title.update(Text.assemble(("last runs", "bold underline"),
                                    f" of {self.model} (newest first; ms; p50 unless p99)"))
         for row in history_rows(self.history):
             table.add_row(*row)
 
-    # -- running -------------------------------------------------------------------------------
+    # -- a run -----------------------------------------------------------------------------------
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run_bench()
+    def _form(self) -> tuple:
+        return parse_form(self.query_one("#bench-workload", Input).value,
+                          self.query_one("#bench-requests", Input).value,
+                          self.query_one("#bench-max-tokens", Input).value)
 
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "cancel_bench":
-            return True if self.running else False  # esc falls through to "back" otherwise
-        if action == "run_bench":
-            return None if self.running else True
-        return True
-
-    def action_run_bench(self) -> None:
-        if self.running:
-            self.app.bell()
-            return
-        if self.model is None:
-            self._set_status(Text("no model selected", style="bold red"))
-            return
-        try:
-            workloads, options = parse_form(self.query_one("#bench-workload", Input).value,
-                                            self.query_one("#bench-requests", Input).value,
-                                            self.query_one("#bench-max-tokens", Input).value)
-        except ValueError as exc:
-            self._set_status(Text(str(exc), style="bold red"))
-            return
-        self.run_model = self.model
-        self.running = True
-        self.add_class("-running")
-        self.runs, self.report, self.saved_path, self.progress = [], None, None, None
+    def _clear_run(self, workloads: list, options: Any) -> None:
+        self.runs = []
         self.results_table.clear()
         self.query_one("#bench-hist", Static).update("")
         self.query_one("#bench-bar", ProgressBar).update(total=options.requests, progress=0)
-        self._cancel.clear()
-        self._set_status(Text(f"checking {self.model}…", style="cyan"))
-        self._head()
-        self.refresh_bindings()
-        self._run(self.model, workloads, options)
 
-    @work(thread=True, group="bench", exit_on_error=False)
-    def _run(self, name: str, workloads: list, options: Any) -> None:
-        from tui.ui.backend import one_line
+    def _new_session(self, name: str, workloads: list, options: Any) -> Any:
+        return self.backend.bench_session(name, workloads, options)
 
-        try:
-            session = self.backend.bench_session(name, workloads, options)
-        except Exception as exc:  # noqa: BLE001 — UnknownModel, BenchError, PromptsError: one line
-            self.post_message(BenchDone(name, error=one_line(exc)))
-            return
-        with self._lock:
-            self._session = session
-            cancelled = self._cancel.is_set()
-        if cancelled:
-            session.cancel()
-        self.post_message(BenchStarted(name, session.report))
-        error = None
-        try:
-            session.run(lambda p: self.post_message(BenchProgress(name, p)),
-                        lambda r: self.post_message(BenchResult(name, r)))
-        except Exception as exc:  # noqa: BLE001
-            error = one_line(exc)
-        path = None
-        if session.report.runs:
-            try:
-                path = session.save()
-            except OSError as exc:
-                error = error or f"the report could not be saved: {one_line(exc)}"
-        with self._lock:
-            self._session = None
-        self.post_message(BenchDone(name, report=session.report, path=path, error=error,
-                                    cancelled=bool(session.cancelled)))
+    def _run_session(self, name: str, session: Any) -> None:
+        session.run(lambda p: self.post_message(RunProgress(name, p)),
+                    lambda r: self.post_message(BenchResult(name, r)))
 
-    def action_cancel_bench(self) -> None:
-        if not self.running:
-            return
-        with self._lock:
-            self._cancel.set()
-            session = self._session
-        if session is not None:
-            session.cancel()
-        self._set_status(Text("cancelling…", style="yellow"))
+    def _kept(self, report: Any) -> bool:
+        return bool(report.runs)
 
-    def on_unmount(self) -> None:
-        with self._lock:
-            self._cancel.set()
-            session = self._session
-        if session is not None:
-            session.cancel()
-
-    # -- messages from the worker ------------------------------------------------------------
-
-    def on_bench_started(self, message: BenchStarted) -> None:
-        message.stop()
-        self.report = message.report
-        if not self._cancel.is_set():
-            extra = message.report.settings_summary()
-            self._set_status(Text(f"running against {message.report.base_url}" + (f" ({extra})" if extra else ""),
+    def _started(self, session: Any, cancelling: bool) -> None:
+        if not cancelling:
+            extra = session.report.settings_summary()
+            self._set_status(Text(f"running against {session.report.base_url}" + (f" ({extra})" if extra else ""),
                                   style="cyan"))
 
-    def on_bench_progress(self, message: BenchProgress) -> None:
-        message.stop()
-        if not self.running or self._cancel.is_set():
-            return
-        p = message.progress
-        self.progress = p
+    def _show_progress(self, p: Any) -> None:
         self.progress_updates += 1
         n_done = len(self.runs) + 1
         n_all = len(self.report.options.get("workloads", [])) if self.report is not None else 0
@@ -427,18 +241,13 @@ class BenchPane(VerticalScroll):
         table.move_cursor(row=len(self.runs) - 1)
         self._show_hist(r)
 
-    def on_bench_done(self, message: BenchDone) -> None:
-        message.stop()
-        self.running = False
-        self.remove_class("-running")
-        self.saved_path = message.path
+    def _done(self, message: RunDone) -> None:
         if message.report is not None:
             self.report = message.report
-        where = f" · saved {_short(message.path)}" if message.path else ""
+        where = self._saved_where(message.path)
         errors = sum(r.errors for r in self.runs)
         if message.error:
-            self._set_status(Text(f"{message.model}: {message.error}", style="bold red"))
-            self.app.notify(f"bench {message.model}: {message.error}", severity="error", timeout=10)
+            self._failed(message)
         elif message.cancelled:
             kept = f"{len(self.runs)} workload(s) kept" if self.runs else "nothing kept"
             self._set_status(Text(f"cancelled · {kept}{where}", style="yellow"))
@@ -451,10 +260,6 @@ class BenchPane(VerticalScroll):
                 t.append(f" ({kinds})" if kinds else "", style="red")
             t.append(where, style="dim")
             self._set_status(t)
-        self._head()
-        self.refresh_bindings()
-        if message.path is not None and message.model == self.model:
-            self._load_history(message.model)
 
     # -- the histogram -------------------------------------------------------------------------
 
@@ -473,9 +278,3 @@ class BenchPane(VerticalScroll):
         t.append("\n")
         t.append_text(histogram_line("E2E", r.e2e_hist))
         self.query_one("#bench-hist", Static).update(t)
-
-
-def _short(path: Any) -> str:
-    from tui.ui.widgets.format import short_path
-
-    return short_path(path)

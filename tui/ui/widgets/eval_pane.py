@@ -6,7 +6,8 @@ The form takes the categories (comma or space separated BFCL v4 names or the see
 ``enter`` in a field or ``ctrl+r`` runs; ``esc`` cancels a run (finished cases are kept,
 shown and saved, marked partial, as the CLI does on Ctrl-C).
 
-Threading: one thread worker builds the core :class:`~tui.core.eval.EvalSession` (it checks
+Threading (:mod:`tui.ui.widgets.run_pane`, shared with the bench pane): one thread worker
+builds the core :class:`~tui.core.eval.EvalSession` through ``backend.eval_session`` (it checks
 the model and its server, and fetches BFCL's package the first time), runs it and saves the
 report; it only posts messages to this pane, progress at most every 0.1 s (a queued progress
 message is replaced by a newer one).
@@ -15,7 +16,8 @@ Decisions where the issue is silent:
 
 * Default 5 cases per category (65 requests): a quick look; empty runs the whole suite.
 * The results table belongs to the run (its model is named above it); the side-by-side table
-  follows the selected model (its last :data:`HISTORY_REPORTS` saved runs, one column each).
+  follows the selected model (its last :data:`~tui.ui.widgets.run_pane.HISTORY_REPORTS` saved
+  runs, one column each).
 * The failed cases list shows the run's failures in the order they finished; the highlighted
   one's question, expected answer, what the model called and BFCL's error are shown under it.
 """
@@ -24,58 +26,22 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from tui.ui import keys
+from tui.ui.door import CoreDoor
+from tui.ui.widgets.run_pane import RunDone, RunPane, RunProgress
 
 DEFAULT_LIMIT = 5
-HISTORY_REPORTS = 5
 PROGRESS_INTERVAL_S = 0.1
 FAILURE_HEADERS = ["Case", "Reason", "BFCL's error"]
-
-
-class EvalStarted(Message):
-    def __init__(self, model: str, session: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.session = session
-
-
-class EvalProgress(Message):
-    def __init__(self, model: str, progress: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.progress = progress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EvalProgress) and message.model == self.model
-
-
-class EvalDone(Message):
-    def __init__(self, model: str, *, report: Any = None, path: Any = None, error: str | None = None,
-                 cancelled: bool = False) -> None:
-        super().__init__()
-        self.model = model
-        self.report = report
-        self.path = path
-        self.error = error
-        self.cancelled = cancelled
-
-
-class EvalHistory(Message):
-    def __init__(self, model: str, reports: list) -> None:
-        super().__init__()
-        self.model = model
-        self.reports = reports
 
 
 def parse_form(categories: str, limit: str, think: str):
@@ -107,8 +73,11 @@ def _short(v: Any, n: int) -> str:
     return s if len(s) <= n else s[:n - 1] + "…"
 
 
-class EvalPane(VerticalScroll):
+class EvalPane(RunPane):
     BINDINGS = keys.bindings("eval")
+    KIND = "eval"
+    DOING = "evaluating"
+    IDLE_HINT = "enter or ctrl+r runs BFCL · esc cancels a run"
 
     DEFAULT_CSS = """
     EvalPane { height: 1fr; scrollbar-size-vertical: 1; }
@@ -127,22 +96,11 @@ class EvalPane(VerticalScroll):
     EvalPane #eval-failures-title, EvalPane #eval-history-title { margin-top: 1; }
     """
 
-    def __init__(self, backend: Any, **kw) -> None:
-        super().__init__(**kw)
-        self.backend = backend
-        self.model: str | None = None
-        self.run_model: str | None = None
-        self.running = False
-        self.report = None
-        self.saved_path = None
-        self.history: list = []
-        self.progress = None
+    def __init__(self, backend: CoreDoor, **kw) -> None:
+        super().__init__(backend, **kw)
         self.failures: list = []
         self._planned: dict[str, int] = {}
         self._seed = False
-        self._lock = threading.Lock()
-        self._session = None
-        self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="eval-head")
@@ -163,85 +121,30 @@ class EvalPane(VerticalScroll):
         yield Static("", id="eval-history-title")
         yield DataTable(id="eval-history", cursor_type="none")
 
-    def on_mount(self) -> None:
+    def _mount_tables(self) -> None:
         self.failures_table.add_columns(*FAILURE_HEADERS)
         # tab goes from the form to the failed cases: the other tables have nothing to select
         self.results_table.can_focus = False
         self.history_table.can_focus = False
-        self._set_status(Text("enter or ctrl+r runs BFCL · esc cancels a run", style="dim"))
-        self._head()
-
-    @property
-    def results_table(self) -> DataTable:
-        return self.query_one("#eval-results", DataTable)
 
     @property
     def failures_table(self) -> DataTable:
         return self.query_one("#eval-failures", DataTable)
 
-    @property
-    def history_table(self) -> DataTable:
-        return self.query_one("#eval-history", DataTable)
-
     def focus_form(self) -> None:
         self.query_one("#eval-categories", Input).focus()
 
-    def _set_status(self, text: Text) -> None:
-        self.query_one("#eval-status", Static).update(text)
+    action_run_eval = RunPane.start_run
+    action_cancel_eval = RunPane.cancel_run
 
-    def _head(self) -> None:
-        head = self.query_one("#eval-head", Static)
-        if self.model is None:
-            head.update("no model selected")
-            return
-        st = getattr(self.app, "states", {}).get(self.model)
-        t = Text.assemble((self.model, "bold"), f" · {st.state if st is not None else '…'}")
-        if st is not None and st.url:
-            t.append(f" · {st.url}", style="dim")
-        if self.running and self.run_model and self.run_model != self.model:
-            t.append(f" · evaluating {self.run_model}", style="yellow")
-        head.update(t)
+    # -- the history ---------------------------------------------------------------------------
 
-    # -- the selected model ------------------------------------------------------------------
+    def _reports(self, name: str, last: int) -> list:
+        return self.backend.eval_reports(name, last)
 
-    def show_model(self, name: str | None) -> None:
-        if name == self.model:
-            return
-        self.model = name
-        self._head()
-        self.history = []
-        self._show_history()
-        if name is not None:
-            self._load_history(name)
-
-    @work(thread=True, group="eval-history", exclusive=True, exit_on_error=False)
-    def _load_history(self, name: str) -> None:
-        from tui.core.eval import list_reports
-
-        try:
-            reports = list_reports(self.backend.registry.logs_dir, name, HISTORY_REPORTS)
-        except Exception:  # noqa: BLE001 — no side-by-side table then; runs still work
-            reports = []
-        self.post_message(EvalHistory(name, reports))
-
-    def on_eval_history(self, message: EvalHistory) -> None:
-        message.stop()
-        if message.model == self.model:
-            self.history = message.reports
-            self._show_history()
-
-    def _show_history(self) -> None:
+    def _fill_history(self, title: Static, table: DataTable) -> None:
         from tui.core.eval import history_legend, history_table
 
-        title = self.query_one("#eval-history-title", Static)
-        table = self.history_table
-        table.clear(columns=True)
-        if self.model is None:
-            title.update("")
-            return
-        if not self.history:
-            title.update(Text.assemble(("last runs", "bold underline"), f" of {self.model}: none saved yet"))
-            return
         headers, rows = history_table(self.history)
         title.update(Text.assemble(("last runs", "bold underline"), f" of {self.model} (accuracy %)\n",
                                    ("\n".join(history_legend(self.history)), "dim")))
@@ -249,117 +152,45 @@ class EvalPane(VerticalScroll):
         for row in rows:
             table.add_row(*_cells(row))
 
-    # -- running -------------------------------------------------------------------------------
+    # -- a run -----------------------------------------------------------------------------------
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run_eval()
+    def _form(self) -> tuple:
+        return (parse_form(self.query_one("#eval-categories", Input).value,
+                           self.query_one("#eval-limit", Input).value,
+                           self.query_one("#eval-think", Input).value),)
 
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "cancel_eval":
-            return True if self.running else False  # esc falls through to "back" otherwise
-        if action == "run_eval":
-            return None if self.running else True
-        return True
-
-    def action_run_eval(self) -> None:
-        if self.running:
-            self.app.bell()
-            return
-        if self.model is None:
-            self._set_status(Text("no model selected", style="bold red"))
-            return
-        try:
-            options = parse_form(self.query_one("#eval-categories", Input).value,
-                                 self.query_one("#eval-limit", Input).value,
-                                 self.query_one("#eval-think", Input).value)
-        except ValueError as exc:
-            self._set_status(Text(str(exc), style="bold red"))
-            return
-        self.run_model = self.model
-        self.running = True
-        self.add_class("-running")
-        self.report, self.saved_path, self.progress, self.failures = None, None, None, []
+    def _clear_run(self, options: Any) -> None:
+        self.failures = []
         self.results_table.clear(columns=True)
         self.failures_table.clear()
         for w in ("#eval-summary", "#eval-failures-title", "#eval-case"):
             self.query_one(w, Static).update("")
-        self._cancel.clear()
-        self._set_status(Text(f"checking {self.model}…", style="cyan"))
-        self._head()
-        self.refresh_bindings()
-        self._run(self.model, options)
 
-    @work(thread=True, group="eval", exit_on_error=False)
-    def _run(self, name: str, options: Any) -> None:
-        from tui.core.eval import EvalSession
-        from tui.ui.backend import one_line
+    def _new_session(self, name: str, options: Any) -> Any:
+        return self.backend.eval_session(name, options)
 
-        try:
-            session = EvalSession(self.backend.registry, name, options)
-        except Exception as exc:  # noqa: BLE001 — UnknownModel, EvalError, BfclError: one line
-            self.post_message(EvalDone(name, error=one_line(exc)))
-            return
-        with self._lock:
-            self._session = session
-            if self._cancel.is_set():
-                session.cancel()
-        self.post_message(EvalStarted(name, session))
+    def _run_session(self, name: str, session: Any) -> None:
         last = [0.0]
 
         def progress(p) -> None:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S or p.done == p.total:
                 last[0] = now
-                self.post_message(EvalProgress(name, p))
+                self.post_message(RunProgress(name, p))
 
-        error = None
-        try:
-            session.run(progress)
-        except Exception as exc:  # noqa: BLE001
-            error = one_line(exc)
-        path = None
-        if session.report.cases:
-            try:
-                path = session.save()
-            except OSError as exc:
-                error = error or f"the report could not be saved: {one_line(exc)}"
-        with self._lock:
-            self._session = None
-        self.post_message(EvalDone(name, report=session.report, path=path, error=error,
-                                   cancelled=bool(session.cancelled)))
+        session.run(progress)
 
-    def action_cancel_eval(self) -> None:
-        if not self.running:
-            return
-        with self._lock:
-            self._cancel.set()
-            session = self._session
-        if session is not None:
-            session.cancel()
-        self._set_status(Text("cancelling…", style="yellow"))
+    def _kept(self, report: Any) -> bool:
+        return bool(report.cases)
 
-    def on_unmount(self) -> None:
-        with self._lock:
-            self._cancel.set()
-            session = self._session
-        if session is not None:
-            session.cancel()
-
-    # -- messages from the worker ------------------------------------------------------------
-
-    def on_eval_started(self, message: EvalStarted) -> None:
-        message.stop()
-        s = message.session
-        self.report = s.report
+    def _started(self, s: Any, cancelling: bool) -> None:
         self._planned = dict(s.report.planned)
         self._seed = s.report.seed
         table = self.results_table
         table.add_columns(*s.report.headers())
         self._show_categories({})
         self.query_one("#eval-bar", ProgressBar).update(total=max(1, s.total), progress=0)
-        if not self._cancel.is_set():
+        if not cancelling:
             think = "thinking off" if s.options.thinking is False else "thinking on"
             self._set_status(Text(f"{s.total} cases at {s.report.base_url}, {s.concurrency} in flight, {think}",
                                   style="cyan"))
@@ -377,11 +208,7 @@ class EvalPane(VerticalScroll):
                 row.append(f"{SEED_004[cat]:.2f}" if cat in SEED_004 else "-")
             table.add_row(*_cells(row))
 
-    def on_eval_progress(self, message: EvalProgress) -> None:
-        message.stop()
-        if not self.running or self._cancel.is_set():
-            return
-        p = self.progress = message.progress
+    def _show_progress(self, p: Any) -> None:
         acc = "-" if p.accuracy is None else f"{p.accuracy:.1f}%"
         self._set_status(Text.assemble((f"{p.done}/{p.total} cases", "bold"), " · ", (f"{acc} correct", "bold cyan"),
                                        f" · {p.cases_per_s:.1f} cases/s · {p.in_flight} in flight · "
@@ -389,35 +216,26 @@ class EvalPane(VerticalScroll):
         self.query_one("#eval-bar", ProgressBar).update(total=max(1, p.total), progress=p.done)
         self._show_categories(p.per_category)
 
-    def on_eval_done(self, message: EvalDone) -> None:
-        message.stop()
-        self.running = False
-        self.remove_class("-running")
-        self.saved_path = message.path
+    def _done(self, message: RunDone) -> None:
         rep = message.report
-        where = f" · saved {_path(message.path)}" if message.path else ""
+        where = self._saved_where(message.path)
         if message.error and rep is None:
-            self._set_status(Text(f"{message.model}: {message.error}", style="bold red"))
-            self.app.notify(f"eval {message.model}: {message.error}", severity="error", timeout=10)
+            self._failed(message)
+            return
+        self.report = rep
+        self._show_report(rep)
+        ov = rep.overall()
+        acc = "-" if ov["accuracy"] is None else f"{ov['accuracy']:.2f}%"
+        if message.cancelled:
+            t = Text(f"cancelled · {ov['cases']} case(s) kept (partial), {acc} correct{where}", style="yellow")
         else:
-            self.report = rep
-            self._show_report(rep)
-            ov = rep.overall()
-            acc = "-" if ov["accuracy"] is None else f"{ov['accuracy']:.2f}%"
-            if message.cancelled:
-                t = Text(f"cancelled · {ov['cases']} case(s) kept (partial), {acc} correct{where}", style="yellow")
-            else:
-                t = Text(f"done: {ov['cases']} cases, {acc} correct (case-weighted){where}", style="green")
-            failed = sum(1 for r in rep.cases if r.reason in ("server error", "timeout"))
-            if failed:
-                t.append(f" · {failed} request(s) failed", style="bold red")
-            if message.error:
-                t.append(f" · {message.error}", style="bold red")
-            self._set_status(t)
-        self._head()
-        self.refresh_bindings()
-        if message.path is not None and message.model == self.model:
-            self._load_history(message.model)
+            t = Text(f"done: {ov['cases']} cases, {acc} correct (case-weighted){where}", style="green")
+        failed = sum(1 for r in rep.cases if r.reason in ("server error", "timeout"))
+        if failed:
+            t.append(f" · {failed} request(s) failed", style="bold red")
+        if message.error:
+            t.append(f" · {message.error}", style="bold red")
+        self._set_status(t)
 
     def _show_report(self, rep: Any) -> None:
         table = self.results_table
@@ -458,9 +276,3 @@ class EvalPane(VerticalScroll):
 def _cells(row: list) -> list[Text]:
     """Plain text cells: a DataTable reads ``str`` cells as markup, which ate ``[simple]``."""
     return [Text(str(c)) for c in row]
-
-
-def _path(path: Any) -> str:
-    from tui.ui.widgets.format import short_path
-
-    return short_path(path)
