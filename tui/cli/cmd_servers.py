@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tui.cli.common import UsageError, load_model, load_registry
+from tui.cli.common import Failed, UsageError, load_model, load_registry
 from tui.cli.output import EXIT_FAIL, EXIT_OK, error, human_bytes, human_duration, info, print_json, table, warn
 
 STATE_STYLE = {"ready": "green", "loading": "yellow", "starting": "yellow", "unhealthy": "red",
@@ -166,8 +166,7 @@ def _wait(reg, model, timeout: float | None) -> int:
         for line in st.last_log_lines[-8:]:
             print(f"  | {line}", file=sys.stderr)
         return EXIT_FAIL
-    error(f"{name}: {st.last_error or st.state}")
-    return EXIT_FAIL
+    raise Failed(f"{name}: {st.last_error or st.state}")
 
 
 def cmd_stop(args) -> int:
@@ -272,8 +271,7 @@ def cmd_logs(args) -> int:
     if args.run:
         path = path.with_name(f"{path.name}.{args.run}")
     if not path.exists() and not args.follow:
-        error(f"no log for '{args.model}' at {path} (it has not been started yet)")
-        return EXIT_FAIL
+        raise Failed(f"no log for '{args.model}' at {path} (it has not been started yet)")
     if not args.follow:
         for line in logfiles.tail(path, args.n):
             print(line)
@@ -321,14 +319,11 @@ def cmd_metrics(args) -> int:
     url = supervisor.endpoints(reg, m).metrics_url
     p = health.get(url, api_key=m.api_key(), timeout=5.0)
     if p.status is None:
-        error(f"{args.model}: cannot reach {url}: {p.error} (is it running? 'llmdeck status')")
-        return EXIT_FAIL
+        raise Failed(f"{args.model}: cannot reach {url}: {p.error} (is it running? 'llmdeck status')")
     if p.status == 501:
-        error(f"{args.model}: the server was started without --metrics ({url} answered 501)")
-        return EXIT_FAIL
+        raise Failed(f"{args.model}: the server was started without --metrics ({url} answered 501)")
     if p.status != 200:
-        error(f"{args.model}: {url} answered HTTP {p.status}")
-        return EXIT_FAIL
+        raise Failed(f"{args.model}: {url} answered HTTP {p.status}")
     text = p.body.decode("utf-8", "replace")
     values = parse_prometheus(text)
     helps, kinds = {}, {}

@@ -66,8 +66,9 @@ def exits(code: int, *types: type[BaseException], prefix: str = "") -> Iterator[
     try:
         yield
     except types as exc:
-        cls = UsageError if code == UsageError.exit_code else Failed
-        raise cls(f"{prefix}{exc}") from None
+        err = LlmdeckError(f"{prefix}{exc}")
+        err.exit_code = code
+        raise err from None
 
 
 __all__ = ["Failed", "LlmdeckError", "UsageError", "exits", "load_model", "load_registry", "print_history",

@@ -62,6 +62,8 @@ def check_port_free(host: str, port: int) -> None:
                 raise SupervisorError(f"port {port} on {host} is already in use{_port_owner(port)}: "
                                       "stop that process or pass --port") from None
             raise SupervisorError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+        except OverflowError:
+            raise SupervisorError(f"port {port} is not a port (0-65535): pass another --port") from None
 
 
 def check_binary(argv0: str) -> None:
