@@ -1,10 +1,10 @@
-"""The TUI's only door to the core.
+"""The TUI's only door to the core: :class:`Backend` implements :class:`tui.ui.door.CoreDoor`.
 
 Widgets and the app never call the supervisor, HTTP, NVML or the file system directly: they
 ask a :class:`Backend`. Its methods may block (psutil, ``/health`` probes, the stop grace
 period, HTTP): the app calls them from thread workers and posts the results as messages.
-Tests hand the app another object with the same methods (see ``tests/ui_fakes.py``) to get
-deterministic screens; the real-server tests use this one.
+Tests hand the app another implementation of the door (``tests/ui_fakes.py``; a test checks
+both against it) to get deterministic screens; the real-server tests use this one.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tui.ui import keys
+from tui.ui.door import CoreDoor
 from tui.ui.messages import LogsPending
 from tui.ui.widgets.format import short_path
 from tui.ui.widgets.log_view import FollowLog, LogHighlighter, search_pattern
@@ -121,7 +122,7 @@ class LogPane(Vertical):
     LogPane #log-search-info { width: auto; height: 1; color: $text-muted; padding: 0 1; }
     """
 
-    def __init__(self, backend, *, max_lines: int = 10_000, poll_s: float = 0.1, idle_poll_s: float = 0.25,
+    def __init__(self, backend: CoreDoor, *, max_lines: int = 10_000, poll_s: float = 0.1, idle_poll_s: float = 0.25,
                  backlog: int = 200, **kw) -> None:
         super().__init__(**kw)
         self.backend = backend
