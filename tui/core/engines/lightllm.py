@@ -47,35 +47,9 @@ from __future__ import annotations
 from tui.core.engines.base import Param
 from tui.core.engines.served import HOST_PORT, REASONING_PARSER, SERVED_NAME, TOOL_CALL_PARSER, ServedEngine
 
-_P = (
-    Param("tp", "--tp", "int"),
-    Param("dp", "--dp", "int"),
-    Param("nnodes", "--nnodes", "int"),
-    Param("node_rank", "--node_rank", "int"),
-    Param("nccl_host", "--nccl_host", "str"),
-    Param("nccl_port", "--nccl_port", "int"),
-    Param("max_req_total_len", "--max_req_total_len", "int"),
-    Param("max_total_token_num", "--max_total_token_num", "int"),
-    Param("mem_fraction", "--mem_fraction", "float"),
-    Param("running_max_req_size", "--running_max_req_size", "int"),
-    Param("chunked_prefill_size", "--chunked_prefill_size", "int"),
-    Param("disable_chunked_prefill", "--disable_chunked_prefill", "flag"),
-    Param("llm_prefill_att_backend", "--llm_prefill_att_backend", "str"),
-    Param("llm_decode_att_backend", "--llm_decode_att_backend", "str"),
-    Param("graph_max_batch_size", "--graph_max_batch_size", "int"),
-    Param("disable_cudagraph", "--disable_cudagraph", "flag"),
-    Param("data_type", "--data_type", "str"),
-    Param("quant_type", "--quant_type", "str"),
-    Param("trust_remote_code", "--trust_remote_code", "flag"),
-    Param("mtp_step", "--mtp_step", "int"),
-    Param("mtp_mode", "--mtp_mode", "str", choices=("vanilla_with_att", "eagle_with_att")),
-    Param("mtp_draft_model_dir", "--mtp_draft_model_dir", "path"),
-)
-
 
 class LightLLM(ServedEngine):
     name = "lightllm"
-    PARAMS = _P
     default_executable = "python3"
     module = "lightllm.server.api_server"
     model_flag = "--model_dir"
@@ -89,7 +63,31 @@ class LightLLM(ServedEngine):
     metrics_path = None
     needs_local_model = True
     install_hint = "install it (pip install lightllm, or use its Docker image)"
-    ORDER = tuple(p.key for p in _P[:19]) + (TOOL_CALL_PARSER, REASONING_PARSER, "mtp_step", "mtp_mode",
+    PARAMS = (
+        Param("tp", "--tp", "int"),
+        Param("dp", "--dp", "int"),
+        Param("nnodes", "--nnodes", "int"),
+        Param("node_rank", "--node_rank", "int"),
+        Param("nccl_host", "--nccl_host", "str"),
+        Param("nccl_port", "--nccl_port", "int"),
+        Param("max_req_total_len", "--max_req_total_len", "int"),
+        Param("max_total_token_num", "--max_total_token_num", "int"),
+        Param("mem_fraction", "--mem_fraction", "float"),
+        Param("running_max_req_size", "--running_max_req_size", "int"),
+        Param("chunked_prefill_size", "--chunked_prefill_size", "int"),
+        Param("disable_chunked_prefill", "--disable_chunked_prefill", "flag"),
+        Param("llm_prefill_att_backend", "--llm_prefill_att_backend", "str"),
+        Param("llm_decode_att_backend", "--llm_decode_att_backend", "str"),
+        Param("graph_max_batch_size", "--graph_max_batch_size", "int"),
+        Param("disable_cudagraph", "--disable_cudagraph", "flag"),
+        Param("data_type", "--data_type", "str"),
+        Param("quant_type", "--quant_type", "str"),
+        Param("trust_remote_code", "--trust_remote_code", "flag"),
+        Param("mtp_step", "--mtp_step", "int"),
+        Param("mtp_mode", "--mtp_mode", "str", choices=("vanilla_with_att", "eagle_with_att")),
+        Param("mtp_draft_model_dir", "--mtp_draft_model_dir", "path"),
+    )
+    ORDER = tuple(p.key for p in PARAMS[:19]) + (TOOL_CALL_PARSER, REASONING_PARSER, "mtp_step", "mtp_mode",
                                               "mtp_draft_model_dir", SERVED_NAME, HOST_PORT)
     REQUIRES = (("mtp_mode", "params.mtp_draft_model_dir", "LightLLM MTP needs mtp_draft_model_dir "
                  "(the checkpoint folder for the draft layers, often model_path itself)"),)

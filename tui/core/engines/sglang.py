@@ -45,35 +45,9 @@ from tui.core.engines.base import Param
 from tui.core.engines.served import (CHAT_TEMPLATE, HOST_PORT, REASONING_PARSER, SERVED_NAME,
                                      TOOL_CALL_PARSER, ServedEngine)
 
-_P = (
-    Param("tp_size", "--tp-size", "int"),
-    Param("dp_size", "--dp-size", "int"),
-    Param("ep_size", "--ep-size", "int"),
-    Param("nnodes", "--nnodes", "int"),
-    Param("node_rank", "--node-rank", "int"),
-    Param("dist_init_addr", "--dist-init-addr", "str"),
-    Param("speculative_algorithm", "--speculative-algorithm", "str"),
-    Param("speculative_num_steps", "--speculative-num-steps", "int"),
-    Param("speculative_eagle_topk", "--speculative-eagle-topk", "int"),
-    Param("speculative_num_draft_tokens", "--speculative-num-draft-tokens", "int"),
-    Param("speculative_draft_model_path", "--speculative-draft-model-path", "path"),
-    Param("mem_fraction_static", "--mem-fraction-static", "float"),
-    Param("context_length", "--context-length", "int"),
-    Param("chunked_prefill_size", "--chunked-prefill-size", "int"),
-    Param("max_running_requests", "--max-running-requests", "int"),
-    Param("kv_cache_dtype", "--kv-cache-dtype", "str"),
-    Param("attention_backend", "--attention-backend", "str"),
-    Param("quantization", "--quantization", "str"),
-    Param("cuda_graph_max_bs", "--cuda-graph-max-bs", "int"),
-    Param("enable_torch_compile", "--enable-torch-compile", "flag"),
-    Param("enable_metrics", "--enable-metrics", "flag"),
-    Param("trust_remote_code", "--trust-remote-code", "flag"),
-)
-
 
 class SGLang(ServedEngine):
     name = "sglang"
-    PARAMS = _P
     default_executable = "python3"
     module = "sglang.launch_server"
     model_flag = "--model-path"
@@ -83,6 +57,30 @@ class SGLang(ServedEngine):
     engine_host = "127.0.0.1"
     engine_port = 30000
     install_hint = "install it (pip install sglang)"
+    PARAMS = (
+        Param("tp_size", "--tp-size", "int"),
+        Param("dp_size", "--dp-size", "int"),
+        Param("ep_size", "--ep-size", "int"),
+        Param("nnodes", "--nnodes", "int"),
+        Param("node_rank", "--node-rank", "int"),
+        Param("dist_init_addr", "--dist-init-addr", "str"),
+        Param("speculative_algorithm", "--speculative-algorithm", "str"),
+        Param("speculative_num_steps", "--speculative-num-steps", "int"),
+        Param("speculative_eagle_topk", "--speculative-eagle-topk", "int"),
+        Param("speculative_num_draft_tokens", "--speculative-num-draft-tokens", "int"),
+        Param("speculative_draft_model_path", "--speculative-draft-model-path", "path"),
+        Param("mem_fraction_static", "--mem-fraction-static", "float"),
+        Param("context_length", "--context-length", "int"),
+        Param("chunked_prefill_size", "--chunked-prefill-size", "int"),
+        Param("max_running_requests", "--max-running-requests", "int"),
+        Param("kv_cache_dtype", "--kv-cache-dtype", "str"),
+        Param("attention_backend", "--attention-backend", "str"),
+        Param("quantization", "--quantization", "str"),
+        Param("cuda_graph_max_bs", "--cuda-graph-max-bs", "int"),
+        Param("enable_torch_compile", "--enable-torch-compile", "flag"),
+        Param("enable_metrics", "--enable-metrics", "flag"),
+        Param("trust_remote_code", "--trust-remote-code", "flag"),
+    )
     ORDER = ("tp_size", "dp_size", "ep_size", "nnodes", "node_rank", "dist_init_addr",
              TOOL_CALL_PARSER, REASONING_PARSER, "speculative_algorithm", "speculative_num_steps",
              "speculative_eagle_topk", "speculative_num_draft_tokens", "speculative_draft_model_path",

@@ -56,32 +56,8 @@ class OnOffFlag(Param):
         return [self.flag] if value else ["--no-" + self.flag[2:]]
 
 
-_P = (
-    Param("tensor_parallel_size", "--tensor-parallel-size", "int"),
-    Param("pipeline_parallel_size", "--pipeline-parallel-size", "int"),
-    Param("data_parallel_size", "--data-parallel-size", "int"),
-    Param("enable_expert_parallel", "--enable-expert-parallel", "flag"),
-    DottedParam("speculative_config", "--speculative-config", "object"),
-    Param("enable_auto_tool_choice", "--enable-auto-tool-choice", "flag"),
-    Param("gpu_memory_utilization", "--gpu-memory-utilization", "float"),
-    Param("max_model_len", "--max-model-len", "int"),
-    Param("max_num_seqs", "--max-num-seqs", "int"),
-    Param("max_num_batched_tokens", "--max-num-batched-tokens", "int"),
-    OnOffFlag("enable_chunked_prefill", "--enable-chunked-prefill", "bool"),
-    OnOffFlag("enable_prefix_caching", "--enable-prefix-caching", "bool"),
-    Param("kv_cache_dtype", "--kv-cache-dtype", "str"),
-    Param("dtype", "--dtype", "str"),
-    Param("quantization", "--quantization", "str"),
-    Param("enforce_eager", "--enforce-eager", "flag"),
-    Param("trust_remote_code", "--trust-remote-code", "flag"),
-    Param("download_dir", "--download-dir", "path"),
-    Param("revision", "--revision", "str"),
-)
-
-
 class VLLM(ServedEngine):
     name = "vllm"
-    PARAMS = _P
     default_executable = "vllm"
     subcommand = ("serve",)
     served_name_flag = "--served-model-name"
@@ -89,6 +65,27 @@ class VLLM(ServedEngine):
     engine_host = "0.0.0.0"  # vLLM binds every interface when --host is not given
     engine_port = 8000
     install_hint = "install it (pip install vllm)"
+    PARAMS = (
+        Param("tensor_parallel_size", "--tensor-parallel-size", "int"),
+        Param("pipeline_parallel_size", "--pipeline-parallel-size", "int"),
+        Param("data_parallel_size", "--data-parallel-size", "int"),
+        Param("enable_expert_parallel", "--enable-expert-parallel", "flag"),
+        DottedParam("speculative_config", "--speculative-config", "object"),
+        Param("enable_auto_tool_choice", "--enable-auto-tool-choice", "flag"),
+        Param("gpu_memory_utilization", "--gpu-memory-utilization", "float"),
+        Param("max_model_len", "--max-model-len", "int"),
+        Param("max_num_seqs", "--max-num-seqs", "int"),
+        Param("max_num_batched_tokens", "--max-num-batched-tokens", "int"),
+        OnOffFlag("enable_chunked_prefill", "--enable-chunked-prefill", "bool"),
+        OnOffFlag("enable_prefix_caching", "--enable-prefix-caching", "bool"),
+        Param("kv_cache_dtype", "--kv-cache-dtype", "str"),
+        Param("dtype", "--dtype", "str"),
+        Param("quantization", "--quantization", "str"),
+        Param("enforce_eager", "--enforce-eager", "flag"),
+        Param("trust_remote_code", "--trust-remote-code", "flag"),
+        Param("download_dir", "--download-dir", "path"),
+        Param("revision", "--revision", "str"),
+    )
     ORDER = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "enable_expert_parallel",
              "speculative_config", TOOL_CALL_PARSER, REASONING_PARSER, "enable_auto_tool_choice", SERVED_NAME,
              "gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
