@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui.cli.common import UsageError, exits, load_registry, print_history
+from tui.cli.common import UsageError, add_report_options, exits, load_registry, print_history
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, live_line, print_json, table, warn
 
 
@@ -34,10 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for prompt sampling and arrivals (default 0)")
     p.add_argument("--ignore-eos", action="store_true", help="ask the server to always generate the full length")
     p.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds (default 600)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
-    p.add_argument("--no-save", action="store_true", help="do not save the report under logs/bench/")
-    p.add_argument("--history", action="store_true", help="print the saved runs of MODEL instead of running")
-    p.add_argument("--last", type=int, default=10, help="with --history: how many reports (default 10)")
+    add_report_options(p, "bench", history_help="print the saved runs of MODEL instead of running", last=10,
+                       noun="reports")
     p.set_defaults(func=cmd_bench)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui.cli.common import UsageError, exits, load_registry, print_history
+from tui.cli.common import UsageError, add_report_options, exits, load_registry, print_history
 from tui.cli.output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, info, live_line, print_json, table, warn
 
 
@@ -41,10 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a case may wait for the server's next byte (default 600)")
     p.add_argument("--failures", type=int, default=5, metavar="N",
                    help="how many failed cases to print (default 5; all are in the saved report)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
-    p.add_argument("--no-save", action="store_true", help="do not save the report under logs/eval/")
-    p.add_argument("--history", action="store_true", help="print the saved runs of MODEL side by side")
-    p.add_argument("--last", type=int, default=5, help="with --history: how many runs (default 5)")
+    add_report_options(p, "eval", history_help="print the saved runs of MODEL side by side", last=5, noun="runs")
     p.set_defaults(func=cmd_eval)
 
 

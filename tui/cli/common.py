@@ -42,6 +42,15 @@ def load_model(args: argparse.Namespace, name: str | None = None) -> tuple["Regi
     return reg, reg.get(args.model if name is None else name)
 
 
+def add_report_options(p: argparse.ArgumentParser, kind: str, *, history_help: str, last: int, noun: str) -> None:
+    """The options every saved-report command (``bench``, ``eval``) ends with: ``--json``,
+    ``--no-save``, ``--history`` and ``--last`` (read by :func:`print_history`)."""
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--no-save", action="store_true", help=f"do not save the report under logs/{kind}/")
+    p.add_argument("--history", action="store_true", help=history_help)
+    p.add_argument("--last", type=int, default=last, help=f"with --history: how many {noun} (default {last})")
+
+
 def print_history(args: argparse.Namespace, kind: str, list_reports, to_dict, show) -> int:
     """``llmdeck bench|eval MODEL --history``: the model's last ``args.last`` saved reports
     (``list_reports(logs_dir, name, n)``), as JSON (``to_dict(report)`` plus its path) or as
@@ -71,5 +80,5 @@ def exits(code: int, *types: type[BaseException], prefix: str = "") -> Iterator[
         raise err from None
 
 
-__all__ = ["Failed", "LlmdeckError", "UsageError", "exits", "load_model", "load_registry", "print_history",
+__all__ = ["Failed", "LlmdeckError", "UsageError", "add_report_options", "exits", "load_model", "load_registry", "print_history",
            "registry_path"]
