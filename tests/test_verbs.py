@@ -83,3 +83,25 @@ def test_delete_files_rules():
 def test_an_unknown_verb_is_an_error():
     with pytest.raises(ValueError, match="unknown verb 'explode'"):
         verdict("explode", HUB)
+
+
+async def test_a_refused_verb_says_why_on_screen(tmp_path, monkeypatch):
+    """The TUI asks the same function: a verb that does not apply (a download of a model_path
+    model, run as the palette would run it) shows the core's reason as a toast and runs nothing."""
+    from ui_helpers import make_app, wait_until
+
+    app, be = make_app(tmp_path, monkeypatch, telemetry=False)
+    async with app.run_test(size=(140, 30), notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.tabs is not None, what="panes mounted")
+        app.table.select("smollm2")
+        await pilot.pause()
+
+        def screen() -> str:
+            return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+        assert app.check_action("download", ()) is False and "uses model_path" not in screen()
+        await app.action_download()
+        await wait_until(pilot, lambda: "uses model_path" in " ".join(screen().split()), what="the toast")
+        text = " ".join(screen().split())
+        assert "model 'smollm2'" in text and "planning the download" not in text
+        assert app.downloads_pane is None and app.tabs.active == "logs"  # nothing planned, no pane switch

@@ -99,7 +99,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self.initial_select = select
         # the first frame shows real states: () -> {name: ModelState}, by default the backend's
         # cheap first read (pid files + one /health each; the CLI starts it before Textual loads)
-        self._first_states_fn = first_states or getattr(backend, "first_status", None)
+        self._first_states_fn = first_states or backend.first_status
         self.sampler = None
         self.selected: str | None = None
         self.table: ModelsTable | None = None

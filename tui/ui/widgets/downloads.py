@@ -160,8 +160,7 @@ class DownloadsPane(VerticalScroll):
 
         try:
             plan = self.backend.download_plan(name)
-            fit_of = getattr(self.backend, "memory_fit", None)
-            self.post_message(DownloadPlanned(name, plan=plan, fit=fit_of(name, plan) if fit_of else None))
+            self.post_message(DownloadPlanned(name, plan=plan, fit=self.backend.memory_fit(name, plan)))
         except Exception as exc:  # noqa: BLE001
             self.post_message(DownloadPlanned(name, error=one_line(exc)))
 

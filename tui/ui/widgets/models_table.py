@@ -222,8 +222,7 @@ class ModelsTable(DataTable):
                 if fast and now - last_full < self.status_interval:
                     self.post_message(StatesPolled([self.backend.state_of(n) for n in fast], partial=True))
                 else:
-                    if hasattr(self.backend, "router_view"):  # models on demand: run/router.json
-                        self.router_view = self.backend.router_view()
+                    self.router_view = self.backend.router_view()  # models on demand: run/router.json
                     self.post_message(StatesPolled(self.backend.status()))
                     last_full = now
             except Exception as exc:  # noqa: BLE001 — shown once, polling goes on
