@@ -174,8 +174,14 @@ def test_html_answer_is_one_line(tmp_path, html_server, status):
 
 # --- prompt too long ------------------------------------------------------------------------------
 
-def test_prompt_too_long_says_how_to_start_a_new_chat(tmp_path, llama_server):
-    srv = llama_server(parallel=1, ctx=256)
+@pytest.fixture(scope="module")
+def small_ctx(module_llama_server):
+    """One slot of 256 tokens, shared: each test sends its own conversation and only reads."""
+    return module_llama_server(parallel=1, ctx=256)
+
+
+def test_prompt_too_long_says_how_to_start_a_new_chat(tmp_path, small_ctx):
+    srv = small_ctx
     reg = write_registry(tmp_path / "models.json",
                          {"smollm2": {"engine": "external", "base_url": srv.base_url, "alias": "smollm2"}})
     prompt = " ".join(f"word{i}" for i in range(600))
@@ -186,9 +192,9 @@ def test_prompt_too_long_says_how_to_start_a_new_chat(tmp_path, llama_server):
     assert "ctrl+n in the TUI" in line and "/reset in 'llmdeck chat'" in line, line
 
 
-def test_repl_reset_is_what_the_hint_names(tmp_path, llama_server):
+def test_repl_reset_is_what_the_hint_names(tmp_path, small_ctx):
     """The hint's '/reset' is a command of the chat REPL: after it, the next prompt fits again."""
-    srv = llama_server(parallel=1, ctx=256)
+    srv = small_ctx
     reg = write_registry(tmp_path / "models.json",
                          {"smollm2": {"engine": "external", "base_url": srv.base_url, "alias": "smollm2"}})
     long = " ".join(f"word{i}" for i in range(600))

@@ -173,7 +173,7 @@ def test_a_server_error_counts_for_its_case_and_the_run_goes_on(tmp_path, capsys
 def test_the_real_llama_server_with_a_tool_template_completes_a_run(llama_server, templates_dir, tmp_path, capsys):
     # SmolLM2-135M under Qwen3's tool-calling template (--jinja): 3 cases of every category. What a
     # 135M model answers is not asserted; that every case gets a result and the report is saved is.
-    srv = llama_server(template="Qwen-Qwen3-0.6B.jinja", parallel=2, ctx=8192)
+    srv = llama_server(template="Qwen-Qwen3-0.6B.jinja", parallel=2, ctx=8192, threads=1)
     p = tmp_path / "models.json"
     p.write_text(json.dumps({"settings": {}, "models": {
         "smol": {"engine": "external", "base_url": srv.base_url, "alias": "smollm2"}}}))
