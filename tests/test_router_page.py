@@ -243,7 +243,7 @@ def test_page_gpu_gauges_with_history(deck, browser, tmp_path):
             page, errors = _page(browser, base)
             card = page.locator("#gpus .gpu")
             expect(card.locator("h3")).to_have_text("GPU 0 · NVIDIA H200", timeout=15000)
-            expect(card).to_contain_text("40 GB / 141 GB")
+            expect(card).to_contain_text("40 GiB / 141 GiB")
             expect(card).to_contain_text("63 %")
             expect(card).to_contain_text("51 °C")
             expect(card).to_contain_text("312 / 700 W")
@@ -358,7 +358,7 @@ def test_page_renders_loading_crashed_and_on_demand(make_deck, browser, tmp_path
         expect(loader.locator(".pbar")).to_be_visible()
         assert loader.locator(".pbar > i").evaluate("e => e.style.width") == "42%"
         expect(loader).to_contain_text("Q4_K_M")
-        expect(loader).to_contain_text("3.0 GB")
+        expect(loader).to_contain_text("3.0 GiB")
         crasher = page.locator("#models tr[data-name=crasher]")
         expect(crasher.locator(".badge")).to_have_text("crashed")
         expect(crasher.locator(".note")).to_have_text("out of memory (exit 1); restarting in 4s")

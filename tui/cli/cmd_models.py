@@ -7,6 +7,7 @@ import json
 
 from tui.cli.common import Failed, UsageError, load_model, load_registry, registry_path
 from tui.cli.output import EXIT_FAIL, EXIT_OK, error, info, print_json, table, warn
+from tui.core.text import human_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,8 +64,8 @@ def _quant_rows(reg, m):
     return rows or [("-", "no quants", None, None)]
 
 
-def _gb(n: float | None) -> str:
-    return f"{n / 1e9:.3g} GB" if n else ""
+def _size(n: float | None) -> str:
+    return human_bytes(n) if n else ""
 
 
 def cmd_list(args) -> int:
@@ -83,12 +84,12 @@ def cmd_list(args) -> int:
         for i, (q, s, b, t) in enumerate(_quant_rows(reg, m)):
             have = ""
             if s == "partial" and b:
-                have = f"{_gb(b)}" + (f" of {_gb(t)} ({100 * b / t:.0f}%)" if t else "")
+                have = f"{_size(b)}" + (f" of {_size(t)} ({100 * b / t:.0f}%)" if t else "")
             elif b:
-                have = _gb(b)
+                have = _size(b)
             rows.append([m.name if i == 0 else "", m.engine if i == 0 else "",
                          (m.default_port or "") if i == 0 else "", q, s, have,
-                         _gb(t) if t else ("unknown" if m.engine != "external" else "")])
+                         _size(t) if t else ("unknown" if m.engine != "external" else "")])
     table(["MODEL", "ENGINE", "PORT", "QUANT", "ON DISK", "HAVE", "SIZE"], rows)
     return EXIT_OK
 
@@ -183,13 +184,13 @@ def cmd_delete(args) -> int:
     where = files[0].parent
     if not args.yes:
         if not sys.stdin.isatty():
-            raise UsageError(f"deleting {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}: pass --yes to confirm")
-        answer = input(f"Delete {len(files)} file(s), {_gb(size) or '0 GB'}, in {where}? [y/N] ")
+            raise UsageError(f"deleting {len(files)} file(s), {_size(size) or '0 B'}, in {where}: pass --yes to confirm")
+        answer = input(f"Delete {len(files)} file(s), {_size(size) or '0 B'}, in {where}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             info("nothing deleted")
             return EXIT_FAIL
     files, size = supervisor.delete_files(reg, model, args.quant)
-    info(f"{args.model}: deleted {len(files)} file(s), {_gb(size) or '0 GB'}, from {where}")
+    info(f"{args.model}: deleted {len(files)} file(s), {_size(size) or '0 B'}, from {where}")
     return EXIT_OK
 
 

@@ -36,10 +36,11 @@ This module imports no Textual at import time, so the CLI's ``check`` stays fast
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from tui.core.text import did_you_mean
 
 SCOPES = ("global", "models", "list", "logs", "chat", "downloads", "bench", "eval", "details", "add", "modal")
 
@@ -255,8 +256,7 @@ def keymap_problems(keymap: object, where: str = "settings.keymap") -> tuple[dic
     for aid, value in keymap.items():
         a = BY_ID.get(aid)
         if a is None:
-            close = difflib.get_close_matches(str(aid), list(BY_ID), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else " (`?` in the TUI lists every action)"
+            hint = did_you_mean(str(aid), BY_ID) or " (`?` in the TUI lists every action)"
             problems.append(f"{where}: unknown action '{aid}'{hint}")
             continue
         if not a.binding:

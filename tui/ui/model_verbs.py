@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from tui.core import verbs
 from tui.ui.messages import ActionDone, FilesChanged
-from tui.ui.widgets.format import short_path
+from tui.ui.widgets.format import human_bytes, short_path
 
 
 class ModelVerbs:
@@ -105,7 +105,7 @@ class ModelVerbs:
             if yes:
                 self._verb("delete_files", name)
 
-        self.push_screen(ConfirmScreen(f"Delete {len(files)} file(s) of {name}, {size / 1e9:.3g} GB, in\n"
+        self.push_screen(ConfirmScreen(f"Delete {len(files)} file(s) of {name}, {human_bytes(size)}, in\n"
                                        f"{files[0].parent}?\nThey would have to be downloaded again.",
                                        yes="Delete"), done)
 

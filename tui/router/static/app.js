@@ -37,7 +37,7 @@
   // --- formatting ------------------------------------------------------------------------------
   function bytes(n) {
     if (n === null || n === undefined) return "–";
-    const u = ["B", "KB", "MB", "GB", "TB"]; let i = 0;
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;  // binary units, as everywhere in llmdeck
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(n < 10 ? 1 : 0) : n) + " " + u[i];
   }
