@@ -38,7 +38,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import DataTable, Static
 
 from tui.core.verbs import RUNNING
 from tui.ui import keys
@@ -59,6 +59,8 @@ from tui.ui.widgets.gauges import GaugesView
 from tui.ui.widgets.models_table import ModelsTable
 
 if TYPE_CHECKING:
+    from textual.widgets import TabbedContent  # the panes' tabs, imported after the first frame
+
     from tui.ui.widgets.log_pane import LogPane
 
 
@@ -136,7 +138,6 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
             with Vertical(id="left"):
                 with Horizontal(id="filter-bar"):
                     yield Static("filter:", id="filter-label")
-                    yield FilterInput(placeholder="type part of a name", id="filter")
                     yield Static("", id="filter-hint")
                 yield table
                 yield Static("", id="models-note")
@@ -177,7 +178,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self._main = main = self.screen
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
         self.title_bar = main.query_one("#title", Static)
-        self.filter_input = main.query_one("#filter", Input)
+        self.filter_input: FilterInput | None = None  # mounted by the first / (filter_bar)
         self.filter_bar = main.query_one("#filter-bar")
         self.models_note = main.query_one("#models-note", Static)
         self.side_gauges = main.query_one("#side-gauges", GaugesView)
@@ -202,7 +203,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
             return
         panes = self._panes()
         await self._main.query_one("#panes-slot").mount(panes)
-        self.tabs = panes.query_one(TabbedContent)
+        self.tabs = panes.query_one("#panes")  # the TabbedContent
         self.log_pane = panes.query_one("#log-pane")
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)
         self._panes_mounted.set()

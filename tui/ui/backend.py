@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from tui.core import logfiles, modelfiles
 from tui.core.registry import Registry
 from tui.core.verbs import download_refusal
+
+if TYPE_CHECKING:
+    from tui.core import logfiles
+
+
+def _modelfiles():
+    """tui.core.modelfiles, imported when the files are first read (after the first frame)."""
+    from tui.core import modelfiles
+
+    return modelfiles
 
 
 class _OnFirstUse:
@@ -242,7 +251,7 @@ class Backend:
                 out[name] = "remote"
                 continue
             try:
-                out[name] = modelfiles.local_files(self.registry, model).status
+                out[name] = _modelfiles().local_files(self.registry, model).status
             except OSError:
                 out[name] = "unknown"
         return out
@@ -253,6 +262,8 @@ class Backend:
         return self.registry.log_file(name)
 
     def follower(self, name: str, backlog: int = 200) -> logfiles.Follower:
+        from tui.core import logfiles
+
         return logfiles.Follower(self.log_path(name), backlog=backlog)
 
     def connect(self, name: str):
@@ -263,6 +274,8 @@ class Backend:
         return connect(self.registry.get(name), spec.base_url) if spec.base_url else None
 
     def last_log_lines(self, name: str, n: int = 15) -> list[str]:
+        from tui.core import logfiles
+
         return logfiles.tail(self.log_path(name), n, current_run=True)
 
     # -- telemetry ---------------------------------------------------------------------------
@@ -290,7 +303,7 @@ class Backend:
         model = self.registry.get(name)
         if download_refusal(model):  # nothing to download: no quant table (tui.core.verbs)
             return {}
-        return modelfiles.download_status(self.registry, model)
+        return _modelfiles().download_status(self.registry, model)
 
     def download_plan(self, name: str):
         """The plan of the default quant (lists the Hub: network)."""

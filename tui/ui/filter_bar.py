@@ -19,7 +19,12 @@ class FilterInput(Input):
 class ModelFilter:
     """Typing, keeping and clearing the filter; the models table applies it (``set_filter``)."""
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
+        if self.filter_input is None:
+            # mounted by the first /, not before the first frame (an Input and its CSS cost
+            # ~10 ms there, for a box most sessions never open)
+            self.filter_input = FilterInput(placeholder="type part of a name", id="filter")
+            await self.filter_bar.mount(self.filter_input, before="#filter-hint")
         self._show_filter_bar(True)
         self.filter_input.focus()
 
@@ -27,11 +32,13 @@ class ModelFilter:
         """The filter bar shows whenever a filter is active or being typed: a model row never
         disappears without ``filter: <text>`` on screen."""
         for w in (self.filter_bar, self.filter_input):
-            w.set_class(shown, "-shown")
+            if w is not None:
+                w.set_class(shown, "-shown")
         self._filter_hint()
 
     def _filter_hint(self) -> None:
-        typing = self._main is not None and self._main.focused is self.filter_input
+        typing = (self._main is not None and self.filter_input is not None
+                  and self._main.focused is self.filter_input)
         self._main.query_one("#filter-hint", Static).update(
             "enter keeps it" if typing else ("esc clears" if self.filter_text else ""))
 
@@ -53,7 +60,8 @@ class ModelFilter:
             self._show_filter_bar(False)
 
     def _clear_filter(self) -> None:
-        self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
+        if self.filter_input is not None:
+            self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
         self.table.set_filter("")
         self._select(self.table.selected)
         self._show_filter_bar(False)

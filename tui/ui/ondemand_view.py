@@ -16,12 +16,14 @@ toast has gone, and is there for actions taken while no TUI was running.
 
 from __future__ import annotations
 
-from tui.core import ondemand
+# tui.core.ondemand is imported where a router's figures are shown: not before the first frame
 
 
 def state_cell(state: str, fields: dict | None) -> str | None:
     """``ready 4:32`` for a ready model the router will unload, else None (the state as is)."""
     if fields and state == "ready" and fields.get("unload_in_s") is not None:
+        from tui.core import ondemand
+
         return f"ready {ondemand.clock(fields['unload_in_s'])}"
     return None
 
@@ -30,6 +32,8 @@ def note(name: str | None, fields: dict | None, router: dict | None) -> str:
     """The selected model's on-demand line ("" when it has none)."""
     if not name or not fields:
         return ""
+    from tui.core import ondemand
+
     text = ondemand.note(fields, router is not None)
     if not text:
         return ""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.widgets import TabbedContent, TabPane
+from typing import TYPE_CHECKING
 
 from tui.ui.widgets.gauges import GaugesView
+
+if TYPE_CHECKING:  # imported where the panes are composed, after the first frame
+    from textual.widgets import TabbedContent
 
 
 class Panes(Container):
@@ -22,6 +25,8 @@ class Panes(Container):
         self.initial = initial
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import TabbedContent, TabPane
+
         from tui.ui.widgets.log_pane import LogPane  # after the first frame
 
         with TabbedContent(id="panes", initial=self.initial):
