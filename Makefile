@@ -1,6 +1,8 @@
 # llmdeck — the two commands of the README:
 #   make demo   the TUI with the real SmolLM2 demo model running (builds llama-server once, cached)
-#   make test   the whole test suite against a real llama-server and model
+#   make test   the whole test suite against a real llama-server and model, in 3 pytest-xdist
+#               workers (whole files per worker: module fixtures start once); most of a test's
+#               time is waiting on a server, subprocess or terminal, so 3 fit 2 cores
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/llmdeck setup
 	sh scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"

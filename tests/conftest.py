@@ -23,6 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+#: the files that take longest (a quiet 2-core run: the eval run alone is minutes of llama.cpp work), run
+#: first: make test spreads whole files over xdist workers (-n 3 --dist loadfile), and a long file
+#: handed out last would run alone at the end
+SLOW_FILES_FIRST = ("test_eval_cli.py", "test_router_ondemand.py", "test_hub_add.py", "test_ui_keys.py",
+                    "test_chat_live.py", "test_soak.py", "test_bench_server.py", "test_ui_bench.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
