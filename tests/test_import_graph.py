@@ -1,4 +1,4 @@
-"""The import graph of tui/ has no cycles and no layer breaks (issue 14).
+"""The import graph of tui/ has no cycles and no layer breaks, and no module is over 600 lines (issue 14).
 
 Built from the source with `ast`: every import statement counts, function-local ones included, except those under
 `if TYPE_CHECKING:` (they never run). Relative imports are resolved, and `from pkg import name` points at
@@ -198,3 +198,10 @@ def test_no_layer_breaks():
     bad = layer_breaks(import_graph())
     assert not bad, ("layer breaks (core must not import cli/ui/router, ui not cli, router not ui/cli):\n"
                      + "\n".join(bad))
+
+
+def test_no_module_over_600_lines():
+    """Small modules with one job each (issue 14): a module that grows past 600 lines is split by job."""
+    big = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    assert not big, f"modules over 600 lines (split them by job): {big}"
