@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import llmdeck, one_error_line
 
 from hubserver import HubSpec, registry_json
 
@@ -37,18 +38,6 @@ def env(tmp_path, hub_env):
     e = dict(hub_env, LLMDECK_REGISTRY=str(tmp_path / "models.json"))
     (tmp_path / "models.json").write_text(json.dumps(registry_json(tmp_path / "models")))
     return e
-
-
-def llmdeck(env, *args, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_error_line(r: subprocess.CompletedProcess) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("llmdeck: error: ") and "Traceback" not in r.stderr
-    return lines[0]
 
 
 def test_dry_run_shows_files_shards_header_and_verdict(env, tmp_path, srv):

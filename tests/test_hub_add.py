@@ -5,18 +5,16 @@ the local Hub test server (tests/hubsearch.py) through the real ``huggingface_hu
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import llmdeck, one_error_line
 from hubsearch import GLM_QUANTS, SearchHubServer, populate_glm
 from hubserver import HubSpec, hub_environ
 
 from tui.core import hubentry, memfit, registry
 from tui.core.downloads import DownloadError, gguf, quants
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_add_secret_token_789"
 GIB = 1 << 30
 pytestmark = pytest.mark.timeout(120)
@@ -44,18 +42,6 @@ def env(tmp_path, hub_env):
         "settings": {"models_dir": str(tmp_path / "models"), "llama_server": str(fake)},
         "models": {"demo": {"model_path": "demo.gguf", "default_port": 8001}}}))
     return e
-
-
-def llmdeck(env, *args, timeout=90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_error_line(r: subprocess.CompletedProcess) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("llmdeck: error: ") and "Traceback" not in r.stderr
-    return lines[0]
 
 
 def repo_files(srv, repo: str) -> dict[str, int]:
