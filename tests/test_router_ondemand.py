@@ -303,7 +303,8 @@ def test_free_vram_from_nvml_evicts_the_least_recently_used(make_deck):
 
     from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
     from tui.core.telemetry.nvml import NvmlSource
-    from tui.router.app import make_app, serve
+    from inproc import inproc_router
+    from tui.router.app import make_app
     from tui.router.backends import RegistryBackends
     from tui.router.ondemand import _estimate
 
@@ -311,18 +312,7 @@ def test_free_vram_from_nvml_evicts_the_least_recently_used(make_deck):
     need = _estimate(reg, "g1")
     gpu = FakeGpu(total=80 << 30, used=(80 << 30) - need * 3 // 2)
     app = make_app(RegistryBackends(reg.path), on_demand=True, gpu_source=NvmlSource(FakeNvml([gpu])))
-    port, stop, loop = free_port(), None, asyncio.new_event_loop()
-
-    def run() -> None:
-        nonlocal stop
-        asyncio.set_event_loop(loop)
-        stop = asyncio.Event()
-        loop.run_until_complete(serve(app, "127.0.0.1", port, stop=stop))
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with inproc_router(app) as base:
         wait_http_ok(base + "/health", 30)
         for n in ("g1", "g2"):
             a = httpx.post(base + "/v1/chat/completions", json=_chat(n), timeout=60)
@@ -333,9 +323,6 @@ def test_free_vram_from_nvml_evicts_the_least_recently_used(make_deck):
                   if e["action"] == "swapped out"]
         assert [e["model"] for e in events] == ["g1"] and "g2 needs" in events[0]["reason"], events
         assert f"{need / 2**31:.1f} GiB free" in events[0]["reason"], events
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        t.join(15)
 
 
 def test_swap_group_applies_to_starts_by_hand(make_deck, router):

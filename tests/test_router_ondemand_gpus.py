@@ -5,18 +5,17 @@ GPU 0, and the event records the per-GPU figures the decision read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import httpx
 import pytest
 
-from conftest import free_port, wait_http_ok
+from conftest import wait_http_ok
+from inproc import inproc_router
 from tui.core import supervisor
 from tui.core.telemetry.fakenvml import FakeGpu, FakeNvml
 from tui.core.telemetry.nvml import NvmlSource
-from tui.router.app import make_app, serve
+from tui.router.app import make_app
 from tui.router.backends import RegistryBackends
 from tui.router.ondemand import _estimate
 
@@ -35,18 +34,7 @@ def test_a_model_pinned_to_one_gpu_evicts_what_holds_that_gpu(make_deck):
     total = 80 << 30
     gpus = [FakeGpu("NVIDIA H200", total=total, used=total - need * 3 // 2) for _ in range(2)]
     app = make_app(RegistryBackends(reg.path), on_demand=True, gpu_source=NvmlSource(FakeNvml(gpus)))
-    port, stop, loop = free_port(), None, asyncio.new_event_loop()
-
-    def run() -> None:
-        nonlocal stop
-        asyncio.set_event_loop(loop)
-        stop = asyncio.Event()
-        loop.run_until_complete(serve(app, "127.0.0.1", port, stop=stop))
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with inproc_router(app) as base:
         wait_http_ok(base + "/health", 30)
         for name, gi in (("a", 0), ("b", 1)):
             r = httpx.post(base + "/v1/chat/completions", json=_chat(name), timeout=60)
@@ -71,6 +59,3 @@ def test_a_model_pinned_to_one_gpu_evicts_what_holds_that_gpu(make_deck):
         started = {e["model"]: e for e in events if e["action"] == "started"}
         assert started["c"]["memory"] == mem  # the start carries the figures it was decided on
         assert started["a"]["memory"]["gpu_free_bytes"] == {"0": need * 3 // 2, "1": need * 3 // 2}
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        t.join(15)

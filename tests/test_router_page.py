@@ -12,7 +12,6 @@ refuses ``wait_for_function`` strings, which is itself a check that the CSP is i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import httpx
 import pytest
 
 from conftest import free_port, kill_servers, wait_http_ok
+from inproc import inproc_router
 from tui.core import supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,27 +205,14 @@ def test_page_keyed_start_stop(deck, router, browser, tmp_path):
 
 @contextlib.contextmanager
 def _inproc_router(reg_path: Path):
-    """``llmdeck serve``'s app in this process (a thread with its own loop), so a test can swap
-    the process-wide GPU source; yields its base URL."""
-    from tui.router.app import make_app, serve
+    """``llmdeck serve``'s app in this process, so a test can swap the process-wide GPU source;
+    yields its base URL and the app."""
+    from tui.router.app import make_app
     from tui.router.backends import RegistryBackends
 
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    bound: list = []
     app = make_app(RegistryBackends(reg_path))
-    t = threading.Thread(target=loop.run_until_complete,
-                         args=(serve(app, "127.0.0.1", 0, ready=bound.extend, stop=stop),), daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not bound and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert bound, "the in-process router did not start"
-        yield f"http://127.0.0.1:{bound[0][1]}", app
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        t.join(15)
+    with inproc_router(app) as base:
+        yield base, app
 
 
 def test_page_gpu_gauges_with_history(deck, browser, tmp_path):

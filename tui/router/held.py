@@ -35,23 +35,10 @@ async def serve_request(request: web.Request, ond: OnDemand, model: str, parsed,
         return no
     u = ond.begin(b.name)
     try:
-        try:
-            prepared = await ond.ready(request, b.name, _wants_stream(parsed, raw), b.state, chunk_model=model)
-        except Refusal as exc:
-            return exc.response()
-        except _Answered as done:
-            return done.resp
-        got = await check()
-        if isinstance(got, web.Response):
-            return got if prepared is None else await _error_into(prepared, got)
-        answer = await forward(got, prepared)
-        if (prepared is None and answer.status == 502 and not answer.prepared
-                and (pol := ond.policies().get(got.name)) is not None and pol.on_demand):
-            # the table still said ready, but the server is gone (stopped by hand a moment ago):
-            # start it as if the request had found it stopped
-            await ond.table.refresh()
+        name, state = b.name, b.state
+        for attempt in (1, 2):
             try:
-                prepared = await ond.ready(request, got.name, _wants_stream(parsed, raw), "stopped", chunk_model=model)
+                prepared = await ond.ready(request, name, _wants_stream(parsed, raw), state, chunk_model=model)
             except Refusal as exc:
                 return exc.response()
             except _Answered as done:
@@ -60,6 +47,13 @@ async def serve_request(request: web.Request, ond: OnDemand, model: str, parsed,
             if isinstance(got, web.Response):
                 return got if prepared is None else await _error_into(prepared, got)
             answer = await forward(got, prepared)
+            if not (attempt == 1 and prepared is None and answer.status == 502 and not answer.prepared
+                    and (pol := ond.policies().get(got.name)) is not None and pol.on_demand):
+                return answer
+            # the table still said ready, but the server is gone (stopped by hand a moment ago):
+            # start it as if the request had found it stopped
+            await ond.table.refresh()
+            name, state = got.name, "stopped"
         return answer
     finally:
         ond.end(u)
