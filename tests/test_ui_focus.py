@@ -216,6 +216,22 @@ async def test_esc_in_a_zoomed_chat_cancels_first_then_leaves_then_unzooms(tmp_p
         assert lines[0].lstrip().startswith("llmdeck") and "glm-5" in rows_on_screen(lines)
 
 
+async def test_z_in_the_logs_says_esc_unzoom_at_once(tmp_path, monkeypatch):
+    """z from the logs: the footer's first entry becomes 'esc unzoom' with no other key (the zoom
+    changes no binding, so the footer once kept its old keys until something else redrew it)."""
+    app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("l")
+        await show(pilot, lambda ls: ls[-1].startswith("f follow"), "the log has the keys", app)
+        await pilot.press("z")
+        lines = await show(pilot, lambda ls: ls[0].split()[:2] == ["Logs", "Chat"], "zoomed", app)
+        lines = await show(pilot, lambda ls: ls[-1].startswith("esc unzoom"), "esc unzoom in the footer", app)
+        await pilot.press("escape")
+        lines = await show(pilot, lambda ls: ls[0].lstrip().startswith("llmdeck"), "the zoom left", app)
+        assert not lines[-1].startswith("esc unzoom"), lines[-1]
+
+
 async def test_esc_order_in_the_log_search_and_the_bench(tmp_path, monkeypatch):
     app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
     async with app.run_test(size=(80, 24)) as pilot:

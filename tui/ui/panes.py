@@ -159,6 +159,7 @@ class PaneSwitching:
             return
         if main.maximized is not None:
             main.minimize()
+            self.refresh_bindings()  # the footer's first entry says what esc does: no longer unzoom
             return
         tabs = self.tabs
         focused = main.focused
@@ -168,6 +169,7 @@ class PaneSwitching:
             if focused is None or tabs not in focused.ancestors:  # a pane without keys (gauges)
                 tabs.query_one("ContentTabs").focus()
         main.maximized = tabs
+        self.refresh_bindings()  # no binding changed, but the footer's first entry is now 'esc unzoom'
 
     def on_descendant_focus(self, event) -> None:
         """Focus moving out of the zoomed panes (``m``, ``/``, a click) leaves the zoom."""
