@@ -147,6 +147,8 @@ class UnknownModel(UsageError, KeyError):
 
 @dataclass(frozen=True)
 class Quant:
+    """One quant of a model: its file pattern in the Hub repo and its size, when known."""
+
     name: str
     pattern: str | None = None
     size_gb: float | None = None
@@ -155,6 +157,8 @@ class Quant:
 
 @dataclass(frozen=True)
 class Settings:
+    """models.json's ``settings``: defaults for every model and for llmdeck itself."""
+
     models_dir: str = "models"
     llama_server: str | None = None
     cpp_dir: str | None = None
@@ -234,6 +238,8 @@ class Model:
 
 @dataclass
 class Registry:
+    """A loaded models.json: where it is, its settings and its models by name."""
+
     path: Path
     settings: Settings
     models: dict[str, Model]

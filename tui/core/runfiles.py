@@ -105,6 +105,8 @@ def process_start(pid: int) -> tuple[float | None, str | None]:
 
 @dataclass
 class PidRecord:
+    """``run/<model>.pid``: the server's pid and port, and what identifies the process."""
+
     pid: int
     port: int | None
     create_time: float | None = None

@@ -34,6 +34,8 @@ RUNNING_STATES = ("starting", "loading", "ready", "unhealthy", "stopping")
 
 @dataclass
 class ModelState:
+    """What a front end shows of one model's server: its state and the figures behind it."""
+
     name: str
     engine: str
     state: str

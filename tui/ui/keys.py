@@ -61,6 +61,8 @@ SCOPE_TITLES = {
 
 @dataclass(frozen=True)
 class Action:
+    """One entry of the key registry: its keys, the action it runs, where, and how it is described."""
+
     id: str
     keys: str  # Textual key names, comma separated
     action: str  # the Textual action (method action_<name> on the scope's owner)

@@ -29,7 +29,6 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -42,6 +41,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 from tui.core.bench.results import SEED_HEADERS
 from tui.ui import keys
 from tui.ui.door import CoreDoor
+from tui.ui.messages import event
 from tui.ui.widgets.run_pane import RunDone, RunPane, RunProgress
 
 DEFAULT_WORKLOAD = "concurrency=4"
@@ -53,7 +53,7 @@ HISTORY_HEADERS = ["When", "Workload", "tok/s", "TTFT p50", "TTFT p99", "E2E p50
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-@dataclass
+@event
 class BenchResult(Message):
     """One workload finished (a ``WorkloadResult``)."""
 

@@ -48,6 +48,8 @@ def fit(text: str, width: int) -> str:
 
 @dataclass(frozen=True)
 class Row:
+    """One model's row as drawn: one Text per column."""
+
     model: Text
     quant: Text
     files: Text

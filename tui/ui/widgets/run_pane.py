@@ -17,7 +17,6 @@ subclasses fill hooks.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,6 +27,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from tui.ui.door import CoreDoor
+from tui.ui.messages import event
 
 HISTORY_REPORTS = 5
 
@@ -35,7 +35,7 @@ HISTORY_REPORTS = 5
 # -- messages (posted by the worker to its pane) -----------------------------------------------
 
 
-@dataclass
+@event
 class RunStarted(Message):
     """The session passed its checks and runs."""
 
@@ -43,7 +43,7 @@ class RunStarted(Message):
     session: Any
 
 
-@dataclass
+@event
 class RunProgress(Message):
     """The latest progress of the run; a newer one replaces a queued older one."""
 
@@ -54,7 +54,7 @@ class RunProgress(Message):
         return isinstance(message, RunProgress) and message.model == self.model
 
 
-@dataclass
+@event
 class RunDone(Message):
     """The run ended: ``error`` (one line) or ``cancelled``; ``path`` of the saved report."""
 
@@ -65,7 +65,7 @@ class RunDone(Message):
     cancelled: bool = False
 
 
-@dataclass
+@event
 class RunHistory(Message):
     """The last saved reports of ``model``, oldest first."""
 
