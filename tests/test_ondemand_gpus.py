@@ -139,3 +139,31 @@ def test_placement_reads_the_registry():
     p = od.placement(M("m", env={"CUDA_VISIBLE_DEVICES": "1,3"}, params={"tensor_split": "1,1"}))
     assert p.resolve([0, 1, 2, 3]) == ([1, 3], {1: 0.5, 3: 0.5})
     assert od.placement(M("m", env={"CUDA_VISIBLE_DEVICES": "7"})).resolve([0, 1]) == ([0, 1], None)
+
+
+def test_a_model_with_experts_on_the_cpu_counts_vram_and_ram_together(tmp_path):
+    """The seed's 240 GB MoE on a box with less VRAM (n_cpu_moe / cpu_moe / override_tensor to CPU):
+    refused for VRAM alone before; now it fits when its GPUs' free memory plus the RAM hold it,
+    and a model stops only when VRAM + RAM together are short."""
+    for offload in ({"n_cpu_moe": 40}, {"cpu_moe": True}, {"override_tensor": r"\.ffn_.*_exps\.=CPU"}):
+        reg = _reg(tmp_path, {"a": {"on_demand": True}, "glm": {"on_demand": True, "params": offload}})
+        assert od.placement(reg.models["glm"]).offload, offload
+        states = {"a": ("ready", 1.0), "glm": ("stopped", None)}
+        need = {"a": 40 * G, "glm": 240 * G}
+        mem = dataclasses.replace(_memory(tmp_path, [80.0, 80.0]), ram_available=200 * G, used_by={"a": {0: 40 * G}})
+        plan = _plan(reg, "glm", mem, states, need=need)  # 160 GiB VRAM + 200 GiB RAM: fits, nothing stops
+        assert plan.stop == [] and plan.fits and plan.memory["rule"] == "vram+ram", (offload, plan)
+        mem = dataclasses.replace(mem, ram_available=100 * G)  # 160 + 100 = 260 ≥ 240 still
+        assert _plan(reg, "glm", mem, states, need=need).stop == []
+        mem = dataclasses.replace(mem, ram_available=50 * G)  # 210: a (40 GiB on GPU 0) must go
+        plan = _plan(reg, "glm", mem, states, need=need)
+        assert plan.stop == ["a"] and plan.fits, plan
+        assert plan.reasons["a"] == ("glm needs 240.0 GiB, 210.0 GiB free on GPUs 0,1 (80.0 GiB + 80.0 GiB, "
+                                     "its GPUs together) + 50.0 GiB RAM (parts on the CPU)")
+        mem = dataclasses.replace(mem, ram_available=10 * G)  # 170 + 40 back: never fits
+        assert not _plan(reg, "glm", mem, states, need=need).fits
+    # without the offload keys the same model is judged against VRAM alone
+    reg = _reg(tmp_path, {"a": {"on_demand": True}, "glm": {"on_demand": True}})
+    mem = dataclasses.replace(_memory(tmp_path, [80.0, 80.0]), ram_available=200 * G, used_by={"a": {0: 40 * G}})
+    plan = _plan(reg, "glm", mem, {"a": ("ready", 1.0), "glm": ("stopped", None)}, need={"a": 40 * G, "glm": 240 * G})
+    assert not plan.fits and plan.memory["rule"] == "sum"

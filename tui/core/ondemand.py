@@ -19,8 +19,13 @@ Decisions where the issue is silent:
   available RAM. With ``memory_limit_gib`` the sum of the running models' estimates plus the
   new one must also stay under it. A model whose need is not known (memfit reports its KV
   cache as not estimated) is taken to need all the free memory of its GPUs: every model there
-  that may be stopped is. Parts a model offloads to the CPU (``n_cpu_moe``, ``override_tensor``)
-  are not told apart: its whole estimate is compared with its GPUs' free memory.
+  that may be stopped is. A llama-server model that keeps parts on the CPU (``n_cpu_moe``,
+  ``cpu_moe``, an ``override_tensor`` to CPU: the usual way to run a 240 GB MoE on a box with
+  less VRAM) is judged against its GPUs' free memory **plus** the available RAM, as memfit's
+  "fits in VRAM + RAM" verdict: how much of it lands on the GPUs is llama.cpp's choice per
+  tensor, which llmdeck does not predict, so it neither refuses such a model for VRAM alone
+  nor claims more than that it fits VRAM + RAM together (a GPU part that still does not fit
+  ends in the server's own out-of-memory exit, answered 502 with its log lines).
 * **Least recently used** orders by the same "idle since" time.
 * ``swap_group`` applies whoever starts: the router stops the others of the group before a
   start it makes; ``llmdeck start`` and the TUI do the same (:func:`stop_group_for`), refusing
@@ -166,11 +171,13 @@ class Placement:
     ``split``: fixed fractions over the visible GPUs (``tensor_split``, or ``split_mode: none``
     = all on ``main_gpu``); None: llama.cpp spreads layers over every visible GPU, so the sum
     of their free memory counts; ``ram``: it runs on the CPU (``n_gpu_layers`` 0, no visible
-    GPU) and is judged against available RAM."""
+    GPU) and is judged against available RAM; ``offload``: parts stay on the CPU (``n_cpu_moe``,
+    ``cpu_moe``, ``override_tensor`` to CPU): its GPUs' free memory and the RAM count together."""
 
     visible: tuple[int, ...] | None = None
     split: tuple[float, ...] | None = None
     ram: bool = False
+    offload: bool = False
 
     def resolve(self, gpus: list[int]) -> tuple[list[int], dict[int, float] | None]:
         """(the GPUs it uses, fixed share per GPU or None for the sum rule), given the GPUs
@@ -204,6 +211,11 @@ def placement(model) -> Placement:
         return Placement(visible)
     if params.get("n_gpu_layers") == 0 or str(params.get("device", "")).strip().lower() == "none":
         return Placement(ram=True)
+    ot = params.get("override_tensor")
+    offload = ((isinstance(params.get("n_cpu_moe"), int) and params["n_cpu_moe"] > 0) or params.get("cpu_moe") is True
+               or (isinstance(ot, str) and "=cpu" in ot.replace(" ", "").lower()))
+    if offload:
+        return Placement(visible, offload=True)
     if str(params.get("split_mode", "")).lower() == "none":
         main = params.get("main_gpu") if isinstance(params.get("main_gpu"), int) else 0
         return Placement(visible, tuple(1.0 if i == main else 0.0 for i in range(main + 1)))
@@ -280,10 +292,13 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
     def gives_back(n: str) -> dict[int, float]:
         """GPU → bytes stopping ``n`` frees (key -1: RAM)."""
         pn = places.get(n, Placement())
-        if mem is not None and n in mem.used_by:
-            return dict(mem.used_by[n])
         est = need.get(n) or 0
-        if not all_gpus or pn.ram:
+        if mem is not None and n in mem.used_by:
+            back = dict(mem.used_by[n])
+            if pn.offload:  # the rest of its estimate is in RAM
+                back[-1] = back.get(-1, 0) + max(0, est - sum(back.values()))
+            return back
+        if not all_gpus or pn.ram or pn.offload:  # offloaded, NVML silent: counted as RAM only
             return {-1: est}
         g_n, sh_n = pn.resolve(all_gpus)
         return {g: est * (sh_n[g] if sh_n else 1 / len(g_n)) for g in (sh_n or g_n)}
@@ -297,7 +312,10 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
             for g, b in gives_back(n).items():
                 back[g] = back.get(g, 0) + b
         miss = 0.0
-        if on_gpu and mem is not None:
+        if on_gpu and mem is not None and place.offload:  # VRAM and RAM together (module doc)
+            ram = (mem.ram_available or 0) + back.get(-1, 0)
+            miss += max(0.0, want - sum(mem.gpu_free[g] + back.get(g, 0) for g in gpus) - ram)
+        elif on_gpu and mem is not None:
             if shares is None:
                 miss += max(0.0, want - sum(mem.gpu_free[g] + back.get(g, 0) for g in gpus))
             else:
@@ -318,10 +336,13 @@ def plan_start(target: str, policies: dict[str, Policy], states: dict[str, tuple
         where = (f" on GPU {gpus[0]}" if len(gpus) == 1 else
                  f" on GPUs {','.join(map(str, gpus))} ({' + '.join(gib(mem.gpu_free[g]) for g in gpus)}"
                  + (f", {rule}" if rule else "") + ")")
+        if place.offload:
+            have += mem.ram_available or 0
+            where += f" + {gib(mem.ram_available or 0)} RAM (parts on the CPU)"
     elif mem is not None:
         where = " in RAM" if all_gpus else " in RAM (no GPU reading)"
-    plan.memory = {"need_bytes": want, "gpus": gpus, "rule": ("ram" if not on_gpu else
-                                                               "shares" if shares is not None else "sum"),
+    plan.memory = {"need_bytes": want, "gpus": gpus, "rule": ("ram" if not on_gpu else "vram+ram" if place.offload
+                                                               else "shares" if shares is not None else "sum"),
                    "shares": {str(g): round(f, 4) for g, f in (shares or {}).items()} or None,
                    "limit_bytes": limit, **(mem.to_json() if mem is not None else {"pool_bytes": pool})}
 
