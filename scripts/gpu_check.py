@@ -67,6 +67,31 @@ def llmdeck(reg: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 # -- 1. the model ---------------------------------------------------------------------------
 
+def llama_writer(gguf, vocab, path: Path, name: str, n_layer: int, n_embd: int, n_ff: int, n_head: int,
+                 n_head_kv: int):
+    """A GGUFWriter for an f16 llama model of this shape, its metadata and the tokenizer of
+    ``vocab`` (llama.cpp's llama-spm vocab GGUF) written in; the caller adds the tensors."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name(name)
+    w.add_context_length(4096)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    for key, field in vocab.fields.items():
+        if key.startswith("tokenizer."):
+            vtype = field.types[0]
+            if vtype == gguf.GGUFValueType.ARRAY:
+                w.add_key_value(key, field.contents(), vtype, sub_type=field.types[-1])
+            else:
+                w.add_key_value(key, field.contents(), vtype)
+    return w
+
+
 def write_model(src: Path, path: Path, tiny: bool) -> dict:
     sys.path.insert(0, str(src / "gguf-py"))
     import numpy as np
@@ -78,27 +103,8 @@ def write_model(src: Path, path: Path, tiny: bool) -> dict:
     else:  # 2·32000·2048 + 8·(4·2048² + 3·2048·5632) ≈ 542 M parameters ≈ 1.08 GB of f16
         n_embd, n_layer, n_ff, n_head = 2048, 8, 5632, 16
     vocab = gguf.GGUFReader(src / "models" / "ggml-vocab-llama-spm.gguf")
-    tokens = vocab.fields["tokenizer.ggml.tokens"]
-    n_vocab = len(tokens.data)
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("llmdeck-gpu-check-random")
-    w.add_context_length(4096)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head)
-    w.add_rope_dimension_count(n_embd // n_head)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    for name, field in vocab.fields.items():
-        if not name.startswith("tokenizer."):
-            continue
-        vtype = field.types[0]
-        if vtype == gguf.GGUFValueType.ARRAY:
-            w.add_key_value(name, field.contents(), vtype, sub_type=field.types[-1])
-        else:
-            w.add_key_value(name, field.contents(), vtype)
+    n_vocab = len(vocab.fields["tokenizer.ggml.tokens"].data)
+    w = llama_writer(gguf, vocab, path, "llmdeck-gpu-check-random", n_layer, n_embd, n_ff, n_head, n_head)
     rng = np.random.default_rng(0)
 
     def rand(*shape):
@@ -509,24 +515,7 @@ def write_sparse_model(src: Path, path: Path, n_layer: int, n_embd: int, n_ff: i
         _VOCAB.update(src=src, reader=gguf.GGUFReader(src / "models" / "ggml-vocab-llama-spm.gguf"))
     vocab = _VOCAB["reader"]
     n_vocab = len(vocab.fields["tokenizer.ggml.tokens"].data)
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("llmdeck-gpu-check-zero")
-    w.add_context_length(4096)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_rope_dimension_count(n_embd // n_head)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    for name, field in vocab.fields.items():
-        if name.startswith("tokenizer."):
-            vtype = field.types[0]
-            if vtype == gguf.GGUFValueType.ARRAY:
-                w.add_key_value(name, field.contents(), vtype, sub_type=field.types[-1])
-            else:
-                w.add_key_value(name, field.contents(), vtype)
+    w = llama_writer(gguf, vocab, path, "llmdeck-gpu-check-zero", n_layer, n_embd, n_ff, n_head, n_head_kv)
     kv = n_embd // n_head * n_head_kv
     shapes = {"token_embd.weight": ((n_vocab, n_embd), np.float16), "output_norm.weight": ((n_embd,), np.float32),
               "output.weight": ((n_vocab, n_embd), np.float16)}
