@@ -38,8 +38,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: states in which a model holds (or is taking) memory
-RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
+from tui.core.states import RUNNING_STATES
+
+#: states in which a model holds (or is taking) memory (states.RUNNING_STATES)
+RUNNING = RUNNING_STATES
 GIB = 1 << 30
 
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tui.core.states import RUNNING_STATES
+
 #: the verbs this module rules on (the TUI's action names)
 VERBS = ("start", "stop", "restart", "kill", "download", "delete_files")
-#: states of a model whose server process exists (or is being started/stopped)
-RUNNING = ("starting", "loading", "ready", "unhealthy", "stopping")
+#: states of a model whose server process exists (or is being started/stopped), as states.py names them
+RUNNING = RUNNING_STATES
 
 
 @dataclass(frozen=True)
