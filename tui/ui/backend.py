@@ -11,20 +11,10 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from tui.core.registry import Registry
 from tui.core.verbs import download_refusal
-
-if TYPE_CHECKING:
-    from tui.core import logfiles
-
-
-def _modelfiles():
-    """tui.core.modelfiles, imported when the files are first read (after the first frame)."""
-    from tui.core import modelfiles
-
-    return modelfiles
 
 
 class _OnFirstUse:
@@ -40,6 +30,9 @@ class _OnFirstUse:
 
 
 supervisor = _OnFirstUse("tui.core.supervisor")
+# the log pane and the files read come after the first frame too
+logfiles = _OnFirstUse("tui.core.logfiles")
+modelfiles = _OnFirstUse("tui.core.modelfiles")
 
 
 def one_line(exc: BaseException) -> str:
@@ -251,7 +244,7 @@ class Backend:
                 out[name] = "remote"
                 continue
             try:
-                out[name] = _modelfiles().local_files(self.registry, model).status
+                out[name] = modelfiles.local_files(self.registry, model).status
             except OSError:
                 out[name] = "unknown"
         return out
@@ -262,8 +255,6 @@ class Backend:
         return self.registry.log_file(name)
 
     def follower(self, name: str, backlog: int = 200) -> logfiles.Follower:
-        from tui.core import logfiles
-
         return logfiles.Follower(self.log_path(name), backlog=backlog)
 
     def connect(self, name: str):
@@ -274,8 +265,6 @@ class Backend:
         return connect(self.registry.get(name), spec.base_url) if spec.base_url else None
 
     def last_log_lines(self, name: str, n: int = 15) -> list[str]:
-        from tui.core import logfiles
-
         return logfiles.tail(self.log_path(name), n, current_run=True)
 
     # -- telemetry ---------------------------------------------------------------------------
@@ -303,7 +292,7 @@ class Backend:
         model = self.registry.get(name)
         if download_refusal(model):  # nothing to download: no quant table (tui.core.verbs)
             return {}
-        return _modelfiles().download_status(self.registry, model)
+        return modelfiles.download_status(self.registry, model)
 
     def download_plan(self, name: str):
         """The plan of the default quant (lists the Hub: network)."""
