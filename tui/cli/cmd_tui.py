@@ -12,10 +12,13 @@ thinking blocks hidden.
 
 from __future__ import annotations
 
-import argparse
 import os
+from typing import TYPE_CHECKING
 
 from tui.cli.output import EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _first_states_in_background(reg):

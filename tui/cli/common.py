@@ -11,7 +11,6 @@ Exit codes and the error/warn/info printers are in :mod:`tui.cli.output`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 from tui.core.errors import Failed, LlmdeckError, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from tui.core.registry import Model, Registry
 
 

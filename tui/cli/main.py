@@ -10,14 +10,18 @@ once. Handlers import heavy libraries lazily so that quick commands
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from tui import __version__
 from tui.cli.output import EXIT_FAIL, EXIT_USAGE, error
 from tui.core.errors import LlmdeckError
+
+if TYPE_CHECKING:
+    import argparse
 
 #: command modules, in help order; each defines register(subparsers)
 COMMAND_MODULES = [
@@ -33,14 +37,15 @@ COMMAND_MODULES = [
 ]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.print_usage(sys.stderr)
-        error(message)
-        sys.exit(EXIT_USAGE)
+def build_parser() -> "argparse.ArgumentParser":
+    import argparse  # only for a command: the TUI's first frame does not pay for it (~2 ms)
 
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # one line, exit 2
+            self.print_usage(sys.stderr)
+            error(message)
+            sys.exit(EXIT_USAGE)
 
-def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="llmdeck", description="Control panel and CLI for local LLM servers. "
                 "Without a command, opens the TUI.")
     p.add_argument("--version", action="version", version=f"llmdeck {__version__}")
@@ -53,10 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _tui_args(argv: list[str]) -> argparse.Namespace | None:
+def _tui_args(argv: list[str]) -> "SimpleNamespace | None":
     """``llmdeck`` or ``llmdeck --registry PATH`` (the TUI), parsed without building every
     command's parser: importing the command modules and their parsers costs ~20 ms, before
-    the TUI's first frame. Anything else (abbreviations, ``-h``) goes to the full parser."""
+    the TUI's first frame (the handlers read ``args`` by attribute, as argparse's). Anything
+    else (abbreviations, ``-h``) goes to the full parser."""
     if not argv:
         path = None
     elif len(argv) == 2 and argv[0] == "--registry" and argv[1] and not argv[1].startswith("-"):
@@ -65,7 +71,7 @@ def _tui_args(argv: list[str]) -> argparse.Namespace | None:
         path = argv[0].split("=", 1)[1]
     else:
         return None
-    return argparse.Namespace(registry=path, command=None)
+    return SimpleNamespace(registry=path, command=None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,18 +133,28 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
                                          status_interval=self.status_interval, fast_interval=self.fast_interval,
                                          id="models")
         self._first_states_fn = None
+        # hidden until needed, so mounted right after the first frame (mount_after_first_frame);
+        # they exist from here so that nothing has to ask whether they do
+        self.filter_hint = Static("", id="filter-hint")
+        self.filter_bar = Horizontal(Static("filter:", id="filter-label"), self.filter_hint, id="filter-bar")
+        self.models_note = Static("", id="models-note")
+        self.side_gauges = GaugesView(compact=True, id="side-gauges")
         yield Static(self._title_text(), id="title")
         with Container(id="body"):
             with Vertical(id="left"):
-                with Horizontal(id="filter-bar"):
-                    yield Static("filter:", id="filter-label")
-                    yield Static("", id="filter-hint")
                 yield table
-                yield Static("", id="models-note")
-                yield GaugesView(compact=True, id="side-gauges")
             # the panes are mounted right after the first frame (the model list)
             yield Container(id="panes-slot")
         yield FitFooter(compact=True)
+
+    async def mount_after_first_frame(self) -> None:
+        """Mount what the first frame does not show: the filter bar, the note under the table,
+        the compact gauges (each widget mounted before that frame delays it by about 1 ms).
+        Idempotent: ``/`` pressed before it ran mounts them itself."""
+        async with self._mount_lock:
+            if not self.filter_bar.is_attached:
+                await self.table.parent.mount(self.filter_bar, before=self.table)
+                await self.table.parent.mount_all([self.models_note, self.side_gauges], after=self.table)
 
     def _panes(self) -> "Panes":
         return Panes(self.backend, self.initial_pane)
@@ -179,9 +189,6 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
         self.title_bar = main.query_one("#title", Static)
         self.filter_input: FilterInput | None = None  # mounted by the first / (filter_bar)
-        self.filter_bar = main.query_one("#filter-bar")
-        self.models_note = main.query_one("#models-note", Static)
-        self.side_gauges = main.query_one("#side-gauges", GaugesView)
         # a widget that is not visible never has the focus: when the focus is lost (its tab
         # hidden) or lands on something hidden, the models list takes it
         main.AUTO_FOCUS = "#models"
@@ -201,6 +208,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
     async def _after_first_frame(self) -> None:
         if not self._alive():
             return
+        await self.mount_after_first_frame()
         panes = self._panes()
         await self._main.query_one("#panes-slot").mount(panes)
         self.tabs = panes.query_one("#panes")  # the TabbedContent

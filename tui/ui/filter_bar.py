@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 
 class FilterInput(Input):
@@ -20,6 +20,7 @@ class ModelFilter:
     """Typing, keeping and clearing the filter; the models table applies it (``set_filter``)."""
 
     async def action_filter(self) -> None:
+        await self.mount_after_first_frame()  # the bar itself, when / comes before it was mounted
         if self.filter_input is None:
             # mounted by the first /, not before the first frame (an Input and its CSS cost
             # ~10 ms there, for a box most sessions never open)
@@ -39,7 +40,7 @@ class ModelFilter:
     def _filter_hint(self) -> None:
         typing = (self._main is not None and self.filter_input is not None
                   and self._main.focused is self.filter_input)
-        self._main.query_one("#filter-hint", Static).update(
+        self.filter_hint.update(
             "enter keeps it" if typing else ("esc clears" if self.filter_text else ""))
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -253,6 +253,8 @@ def keymap_problems(keymap: object, where: str = "settings.keymap") -> tuple[dic
     """Check a user keymap. Returns (the entries that can be applied, one line per problem)."""
     if not isinstance(keymap, dict):
         return {}, [f"{where}: must be an object of action id -> keys, e.g. {{\"stop\": \"X\"}}"]
+    if not keymap:  # nothing remapped: no problem and no clash can come from it
+        return {}, []
     good: dict[str, str] = {}
     problems: list[str] = []
     for aid, value in keymap.items():

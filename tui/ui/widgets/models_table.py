@@ -109,7 +109,9 @@ class ModelsTable(DataTable):
         for label, key, width in COLUMNS:
             if key == "model":
                 width = self.model_width
-            self.add_column(" " + label, key=key, width=width + 1)
+            # a Text label, not a str: a str is parsed as markup, which loads rich's emoji table
+            # (~4 ms) before the first frame
+            self.add_column(Text(" " + label), key=key, width=width + 1)
 
     @property
     def shown(self) -> list[str]:
