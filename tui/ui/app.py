@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
-from textual.containers import Container, Horizontal, Vertical
+from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -44,7 +44,7 @@ from tui.core.verbs import RUNNING
 from tui.ui import keys
 from tui.ui.detail import ModelDetail
 from tui.ui.esc_rule import EscRule
-from tui.ui.filter_bar import FilterInput, ModelFilter
+from tui.ui.filter_bar import FilterBar, FilterInput, ModelFilter
 from tui.ui.gc_tuning import tune_gc, untune_gc
 from tui.ui.messages import FilesRead, StatesPolled
 from tui.ui.model_verbs import ModelVerbs
@@ -136,7 +136,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         # hidden until needed, so mounted right after the first frame (mount_after_first_frame);
         # they exist from here so that nothing has to ask whether they do
         self.filter_hint = Static("", id="filter-hint")
-        self.filter_bar = Horizontal(Static("filter:", id="filter-label"), self.filter_hint, id="filter-bar")
+        self.filter_bar = FilterBar(self.filter_hint)
         self.models_note = Static("", id="models-note")
         self.side_gauges = GaugesView(compact=True, id="side-gauges")
         yield Static(self._title_text(), id="title")

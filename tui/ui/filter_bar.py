@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
 
 
 class FilterInput(Input):
@@ -14,6 +15,23 @@ class FilterInput(Input):
 
     def allow_focus(self) -> bool:
         return super().allow_focus() and self.has_class("-shown")
+
+
+class FilterBar(Horizontal):
+    """``filter: <input> <hint>`` above the models list, shown while a filter is typed or active
+    (``filter: q · esc clears``). Mounted after the first frame, so its rules are parsed then."""
+
+    DEFAULT_CSS = """
+    FilterBar { display: none; height: 1; background: $warning 20%; }
+    FilterBar.-shown { display: block; }
+    FilterBar #filter-label { width: auto; padding: 0 0 0 1; text-style: bold; }
+    FilterBar #filter { width: 1fr; height: 1; border: none; padding: 0 1; background: transparent; }
+    FilterBar #filter:focus { border: none; }
+    FilterBar #filter-hint { width: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, hint: Static) -> None:
+        super().__init__(Static("filter:", id="filter-label"), hint, id="filter-bar")
 
 
 class ModelFilter:

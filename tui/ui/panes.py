@@ -17,7 +17,12 @@ class Panes(Container):
     """The selected model's panes, in tabs. Chat and downloads are mounted when first shown
     (Markdown and friends cost ~150 ms of imports that an idle TUI does not need)."""
 
-    DEFAULT_CSS = "Panes { height: 1fr; }"
+    DEFAULT_CSS = """
+    Panes { height: 1fr; }
+    Panes #panes { height: 1fr; }
+    Panes #panes > ContentSwitcher { height: 1fr; }
+    Panes TabPane { padding: 0; height: 1fr; }
+    """
 
     def __init__(self, backend, initial: str) -> None:
         super().__init__()

@@ -12,6 +12,16 @@ from tui.ui import keys
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = keys.bindings("modal")
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen #dialog {
+        width: 70; max-width: 95%; height: auto;
+        border: thick $error; background: $surface; padding: 1 2;
+    }
+    ConfirmScreen #question { height: auto; margin-bottom: 1; }
+    ConfirmScreen #buttons { height: auto; align: center middle; }
+    ConfirmScreen #buttons Button { margin: 0 2; }
+    """
 
     def __init__(self, question: str, yes: str = "Yes") -> None:
         super().__init__()

@@ -60,6 +60,13 @@ class DetailScreen(ModalScreen[str | None]):
     """Dismisses with an action name for the main screen (``logs``/``chat``) or None."""
 
     BINDINGS = keys.bindings("details")
+    DEFAULT_CSS = """
+    DetailScreen { align: center middle; }
+    DetailScreen #detail {
+        width: 90%; max-width: 120; height: 90%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    """
 
     def __init__(self, text: Text, copy_lines: list[str] | None = None) -> None:
         super().__init__()

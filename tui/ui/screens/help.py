@@ -39,6 +39,13 @@ def help_table(keymap: dict[str, str] | None = None) -> Table:
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [("escape,q,question_mark", "close", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen #help {
+        width: 90%; max-width: 120; height: 90%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    """
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):

@@ -148,9 +148,15 @@ class ChatPane(Vertical):
 
     BINDINGS = keys.bindings("chat")
 
+    # the prompt's border and focus are set here in full: these are default rules, and
+    # Textual's own Input rules are defaults too
     DEFAULT_CSS = """
+    ChatPane { height: 1fr; }
     ChatPane > .chat-top { height: 1; }
-    ChatPane .chat-head { width: 1fr; }
+    ChatPane .chat-head { width: 1fr; height: 1; padding: 0 1; }
+    ChatPane > .turns { height: 1fr; scrollbar-size-vertical: 1; }
+    ChatPane > .prompt { height: 1; border: none; padding: 0 1; background: $boost; }
+    ChatPane > .prompt:focus { border: none; background: $primary 25%; }
     ChatPane .chat-badge { width: auto; height: 1; display: none; background: $warning 30%; color: $text; }
     ChatPane .chat-badge.-shown { display: block; }
     """
@@ -414,6 +420,8 @@ class ChatPane(Vertical):
 
 class ChatDeck(ContentSwitcher):
     """One :class:`ChatPane` per model, created when first shown; history lasts the session."""
+
+    DEFAULT_CSS = "ChatDeck { height: 1fr; }"
 
     def __init__(self, backend, **kw) -> None:
         super().__init__(**kw)

@@ -104,6 +104,7 @@ class FollowLog(UserScroll, Log):
     """
 
     BINDINGS = keys.bindings("logs")
+    DEFAULT_CSS = "FollowLog { scrollbar-size-vertical: 1; }"
     CURRENT = Style(bgcolor="grey30")
 
     def __init__(self, *args, wrap: bool = True, pane: LogHost | None = None, **kw) -> None:
