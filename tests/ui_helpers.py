@@ -37,7 +37,7 @@ def make_app(tmp_path, monkeypatch, *, states=None, sampler=None, chat=None, sta
 
 
 def row_text(app, name: str) -> list[str]:
-    return [c.plain.strip() for c in app.table._rows[name].cells()]
+    return [c.plain.strip() for c in app.table._rows[name]]
 
 
 def cell(app, name: str, column: str):

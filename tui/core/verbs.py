@@ -21,8 +21,7 @@ the TUI as in ``llmdeck download``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tui.core.states import RUNNING_STATES
 
@@ -32,9 +31,10 @@ VERBS = ("start", "stop", "restart", "kill", "download", "delete_files")
 RUNNING = RUNNING_STATES
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """``allowed``: True (now), None (applies, not now), False (does not apply); ``why``: one line."""
+class Verdict(NamedTuple):
+    """``allowed``: True (now), None (applies, not now), False (does not apply); ``why``: one line.
+    (A NamedTuple, as the other immutable records read before the TUI's first frame: a frozen
+    dataclass costs ~1.4 ms to define on Python 3.11, a NamedTuple ~0.2 ms.)"""
 
     allowed: bool | None
     why: str = ""

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
-from textual.containers import Container, Vertical
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -64,6 +64,11 @@ if TYPE_CHECKING:
     from tui.ui.widgets.log_pane import LogPane
 
 
+class MainScreen(Screen):
+    """The main screen: the title, the models column (#left) and the panes, the footer. Its own
+    type, so that app.tcss can lay it out (MainScreen.-wide) without touching the dialogs."""
+
+
 class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload, TelemetryView, ModelDetail,
                  PaletteActions, Quitting, App):
     """``LlmdeckApp(registry)``; tests pass ``backend=`` (same methods as ui.backend.Backend)."""
@@ -75,7 +80,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
     BINDINGS = sorted(keys.bindings("global") + keys.bindings("models"),
                       key=lambda b: (b.id != "help", b.id not in {a.id for a in keys.in_scope("models")}))
     COMMANDS = App.COMMANDS | {ActionsProvider}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]  # on every screen; app.tcss uses MainScreen's
     # esc leaves the zoom through the one esc rule (esc_step), after a cancel: Textual's own
     # escape-to-minimize would run first and swallow a cancel of a zoomed chat's reply
     ESCAPE_TO_MINIMIZE = False
@@ -139,12 +144,12 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self.filter_bar = FilterBar(self.filter_hint)
         self.models_note = Static("", id="models-note")
         self.side_gauges = GaugesView(compact=True, id="side-gauges")
+        # the screen lays these out itself (title and footer docked; the left column above the
+        # panes, or beside them when wide): every widget before the first frame costs ~3 ms
         yield Static(self._title_text(), id="title")
-        with Container(id="body"):
-            with Vertical(id="left"):
-                yield table
-            # the panes are mounted right after the first frame (the model list)
-            yield Container(id="panes-slot")
+        with Vertical(id="left"):
+            yield table
+        # the panes are mounted right after the first frame (the model list), after #left
         yield FitFooter(compact=True)
 
     async def mount_after_first_frame(self) -> None:
@@ -155,6 +160,9 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
             if not self.filter_bar.is_attached:
                 await self.table.parent.mount(self.filter_bar, before=self.table)
                 await self.table.parent.mount_all([self.models_note, self.side_gauges], after=self.table)
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
 
     def _panes(self) -> "Panes":
         return Panes(self.backend, self.initial_pane)
@@ -210,7 +218,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
             return
         await self.mount_after_first_frame()
         panes = self._panes()
-        await self._main.query_one("#panes-slot").mount(panes)
+        await self._main.mount(panes, after=self.table.parent)
         self.tabs = panes.query_one("#panes")  # the TabbedContent
         self.log_pane = panes.query_one("#log-pane")
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)

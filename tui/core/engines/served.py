@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,9 +52,10 @@ CHAT_TEMPLATE = "@chat_template_file"
 HOST_PORT = "@host_port"
 
 
-@dataclass(frozen=True)
 class DottedParam(Param):
-    """An object param written as ``--flag.key value`` pairs (vLLM's ``--speculative-config.method mtp``)."""
+    """An object param written as ``--flag.key value`` pairs (vLLM's ``--speculative-config.method mtp``).
+    Param's fields and frozen dataclass methods are inherited as they are (no decorator: it adds
+    no field, and decorating again costs ~1.4 ms at import, before the TUI's first frame)."""
 
     def check(self, value: Any) -> str | None:
         if not isinstance(value, dict) or not value:

@@ -40,7 +40,6 @@ Then ``extra_args``. Readiness: ``GET /health`` (vLLM binds only after loading).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tui.core.engines.base import Param
@@ -48,9 +47,9 @@ from tui.core.engines.served import (CHAT_TEMPLATE, HOST_PORT, REASONING_PARSER,
                                      TOOL_CALL_PARSER, DottedParam, ServedEngine)
 
 
-@dataclass(frozen=True)
 class OnOffFlag(Param):
-    """true → ``--flag``, false → ``--no-flag`` (vLLM's boolean options)."""
+    """true → ``--flag``, false → ``--no-flag`` (vLLM's boolean options). Param's fields and
+    frozen dataclass methods are inherited as they are (it adds no field)."""
 
     def to_argv(self, value: Any, resolve=None) -> list[str]:
         return [self.flag] if value else ["--no-" + self.flag[2:]]

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.text import Text
 from textual import work
@@ -46,9 +45,9 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@dataclass(frozen=True)
-class Row:
-    """One model's row as drawn: one Text per column."""
+class Row(NamedTuple):
+    """One model's row as drawn: one Text per column, in COLUMNS order (a NamedTuple: it is
+    the tuple of cells, compared whole to skip unchanged rows)."""
 
     model: Text
     quant: Text
@@ -58,9 +57,6 @@ class Row:
     vram: Text
     ram: Text
     tps: Text
-
-    def cells(self) -> tuple[Text, ...]:
-        return (self.model, self.quant, self.files, self.state, self.port, self.vram, self.ram, self.tps)
 
 
 class ModelsTable(DataTable):
@@ -130,7 +126,7 @@ class ModelsTable(DataTable):
         self.clear()
         self._shown = list(names)
         for n in names:
-            self.add_row(*rows[n].cells(), key=n)
+            self.add_row(*rows[n], key=n)
         if keep in self._shown:
             self.move_cursor(row=self._shown.index(keep), animate=False)
 
@@ -139,7 +135,7 @@ class ModelsTable(DataTable):
         self._rows[name] = row
         if name not in self._shown or old == row:
             return
-        for (_label, key, _w), new, prev in zip(COLUMNS, row.cells(), old.cells() if old else (None,) * 8):
+        for (_label, key, _w), new, prev in zip(COLUMNS, row, old or (None,) * 8):
             if new != prev:
                 self.update_cell(name, key, new)
 
