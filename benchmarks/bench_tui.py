@@ -219,7 +219,7 @@ Minimal().run()
 """
 
 
-def bench_first_frame_ready(tmp: Path, runs: int = 11) -> None:
+def bench_first_frame_ready(tmp: Path, runs: int = 21) -> None:
     from tui.core import provision, registry, supervisor
 
     print("(a2) time until the first frame shows a running model as ready, 120x36 pseudo-terminal")
