@@ -95,6 +95,28 @@ async def test_l_4_palette_esc_q_never_types_into_an_invisible_filter(tmp_path, 
     assert app._exit  # q quit: the keys went to the models list, not into a hidden input
 
 
+async def test_slash_before_the_bar_is_mounted_still_shows_one_filter_bar(tmp_path, monkeypatch):
+    """The filter bar is mounted right after the first frame (mount_after_first_frame); a / that
+    comes before that step mounts the bar itself, and the step then leaves one bar on screen."""
+    app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
+    started = app._after_first_frame
+
+    async def slash_first() -> None:  # the user's / wins the race with the after-first-frame step
+        await app.action_filter()
+        await started()
+
+    app._after_first_frame = slash_first
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, lambda ls: ls[-1].startswith("typing: filter"), "the filter input has the keys", app)
+        await pilot.press("q")
+        lines = await show(pilot, lambda ls: "1 of 4 models shown" in ls[0], "filtered header", app)
+        bar = filter_bar(lines)
+        assert bar is not None and bar.startswith(" filter: q "), "\n".join(lines)
+        assert len(app.screen.query("#filter-bar")) == 1
+        assert sum(1 for line in lines if line.startswith(" filter:")) == 1, "\n".join(lines)
+        check_no_row_hidden_without_filter(lines)
+
+
 async def test_filter_bar_shows_the_filter_and_the_header_counts(tmp_path, monkeypatch):
     app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
     async with app.run_test(size=(80, 24)) as pilot:
