@@ -145,7 +145,8 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self.models_note = Static("", id="models-note")
         self.side_gauges = GaugesView(compact=True, id="side-gauges")
         # the screen lays these out itself (title and footer docked; the left column above the
-        # panes, or beside them when wide): every widget before the first frame costs ~3 ms
+        # panes, or beside them when wide): every widget before the first frame costs it ~10 M
+        # instructions (its message pump, compose, mount, styles, layout), 3-4 ms here
         yield Static(self._title_text(), id="title")
         with Vertical(id="left"):
             yield table
@@ -154,7 +155,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
 
     async def mount_after_first_frame(self) -> None:
         """Mount what the first frame does not show: the filter bar, the note under the table,
-        the compact gauges (each widget mounted before that frame delays it by about 1 ms).
+        the compact gauges (each widget mounted before that frame costs it ~10 M instructions).
         Idempotent: ``/`` pressed before it ran mounts them itself."""
         async with self._mount_lock:
             if not self.filter_bar.is_attached:
