@@ -201,6 +201,34 @@ async def test_home_and_end_stay_in_the_message_box_and_esc_shows_the_cancelled_
             assert MARKER not in "\n".join(screen(app))
 
 
+@pytest.mark.parametrize("focus,scroll", [("prompt", "pageup"), ("transcript", "up")])
+async def test_scroll_keys_then_esc_in_one_burst_end_on_the_cancelled_stats_line(tmp_path, focus, scroll):
+    """Keys typed faster than the app reads them arrive in one burst (a loaded machine, a fast
+    typist). esc is a priority key and ran the cancel, to its end, before the scroll keys pressed
+    earlier, which went through every parent first: they paused the chat after the cancel had
+    returned to the end, and the badge stayed (the flaky `test_home_and_end_…` above)."""
+    with paced_server(tmp_path, 4000, 200) as reg:
+        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = await open_chat(pilot, app)
+            await ask(pilot, pane)
+            await wait_until(pilot, lambda: pane.turns.line_count > 2 * pane.turns.size.height,
+                             timeout=30, what="the answer outgrew the pane")
+            if focus == "transcript":
+                pane.turns.focus()
+                await wait_until(pilot, lambda: app.focused is pane.turns, what="the transcript focused")
+            for name in (scroll, scroll, "escape"):  # no pause between them: one burst
+                app.post_message(events.Key(name, None))
+            await wait_until(pilot, lambda: not pane.generating, what="cancelled")
+            await wait_until(pilot, lambda: "cancelled" in transcript_rows(app, pane)[-1], timeout=5,
+                             what="the cancelled stats line in view")
+            await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
+                             timeout=5, what="the badge gone")
+            await pilot.pause(0.3)  # nothing pressed before esc scrolls the view away afterwards
+            assert "cancelled" in transcript_rows(app, pane)[-1]
+            assert "PageDown to the end follows" not in "\n".join(screen(app))
+
+
 async def test_end_in_the_focused_transcript_follows_again(tmp_path):
     with paced_server(tmp_path, 900, 200) as reg:
         app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)

@@ -167,10 +167,14 @@ ACTIONS: tuple[Action, ...] = (
            show=False, label="hide thoughts"),
     Action("chat_history", "up,down", "history", "Previous/next prompt of this session", "chat",
            show=False, binding=False, palette=False),
+    # priority, like esc's "back": a key that is not priority runs only after its event has gone
+    # through the focused widget and every parent back to the app, so esc pressed after PgUp
+    # (keys read in one burst) cancelled first and the late PgUp paused the chat after the
+    # cancel's return to the end (the badge stayed). Priority keys run in the order pressed.
     Action("chat_page_up", "pageup", "page_up", "Scroll the chat up a page (pauses following)", "chat",
-           show=False, palette=False, key_display="PgUp", label="page up"),
+           show=False, palette=False, key_display="PgUp", label="page up", priority=True),
     Action("chat_page_down", "pagedown", "page_down", "Scroll the chat down a page (at the end: follows again)",
-           "chat", show=False, palette=False, key_display="PgDn", label="page down"),
+           "chat", show=False, palette=False, key_display="PgDn", label="page down", priority=True),
     # downloads
     Action("dl_cancel", "X", "cancel_download", "Cancel the download (partial files kept)", "downloads",
            label="cancel download"),

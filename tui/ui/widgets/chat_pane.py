@@ -23,7 +23,9 @@ up pauses it and a badge on the head's line counts the lines that arrived below
 change the transcript's height). ``PageUp``/``PageDown`` scroll the transcript from anywhere in
 the pane, the prompt included (the prompt keeps ``Home``/``End`` for its cursor); reaching the
 end resumes following. Sending a message and cancelling with ``esc`` both return to the end,
-so the stats line of the reply is in view.
+so the stats line of the reply is in view. The scroll keys are priority bindings, as ``esc`` is,
+so they run in the order pressed: a ``PgUp`` read in one burst with a later ``esc`` no longer
+lands after the cancel and pauses the chat again.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
+from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -347,6 +348,14 @@ class Transcript(UserScroll, ScrollView, can_focus=True):
         overflow-x: hidden;
     }
     """
+
+    # Priority, as the chat's PgUp/PgDn (see ``chat_page_up`` in tui/ui/keys.py): a binding that is
+    # not priority runs only once its key has gone through the parents back to the app, after an
+    # esc pressed later (a priority key); the cancel's return to the end was then undone by the
+    # late scroll key. These run in the order pressed.
+    BINDINGS = [Binding(key, action, show=False, priority=True) for key, action in (
+        ("up", "scroll_up"), ("down", "scroll_down"), ("home", "scroll_home"), ("end", "scroll_end"),
+        ("pageup", "page_up"), ("pagedown", "page_down"))]
 
     class FollowChanged(Message):
         """Following paused or resumed, or more lines arrived while paused."""
