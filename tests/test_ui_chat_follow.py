@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -103,6 +103,30 @@ async def key(pilot, *names: str) -> None:
         await pilot.pause(0.02)
 
 
+@asynccontextmanager
+async def long_answer(tmp_path: Path, n: int, rate: float = 200):
+    """The chat at 80x24 asked for an answer of ``n`` tokens at ``rate`` tok/s, once the answer
+    has outgrown the pane twice over (still streaming): yields (app, pilot, pane)."""
+    with paced_server(tmp_path, n, rate) as reg:
+        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = await open_chat(pilot, app)
+            await ask(pilot, pane)
+            await wait_until(pilot, lambda: pane.turns.line_count > 2 * pane.turns.size.height,
+                             timeout=30, what="the answer outgrew the pane")
+            yield app, pilot, pane
+
+
+async def cancelled_stats_in_view(pilot, app, pane: ChatPane) -> None:
+    """After esc: the reply ends "cancelled", that stats line is the transcript's last row on
+    screen, and the paused badge is gone (esc returned to the end)."""
+    await wait_until(pilot, lambda: not pane.generating, what="cancelled")
+    await wait_until(pilot, lambda: "cancelled" in transcript_rows(app, pane)[-1], timeout=5,
+                     what="the cancelled stats line in view")
+    await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
+                     timeout=5, what="the badge gone")
+
+
 async def ask(pilot, pane: ChatPane) -> None:
     await pilot.press("g", "o")
     await key(pilot, "enter")
@@ -135,70 +159,53 @@ async def test_the_end_of_a_long_answer_and_its_stats_line_come_into_view(tmp_pa
 
 
 async def test_scrolling_up_holds_the_view_and_pagedown_to_the_end_follows_again(tmp_path):
-    with paced_server(tmp_path, 1600, 200) as reg:
-        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
-        async with app.run_test(size=(80, 24)) as pilot:
-            pane = await open_chat(pilot, app)
-            await ask(pilot, pane)
-            await wait_until(pilot, lambda: pane.turns.line_count > 2 * pane.turns.size.height,
-                             timeout=30, what="the answer outgrew the pane")
-            # PageUp from the message box: it keeps the focus, the transcript scrolls up
-            await key(pilot, "pageup")
-            assert isinstance(app.focused, PromptInput)
-            await wait_until(pilot, lambda: "PageDown to the end follows" in "\n".join(screen(app)),
-                             what="the badge")
-            held = transcript_rows(app, pane)
-            badge = row_of(screen(app), "new line")
-            count0 = int(screen(app)[badge].split("↓ ")[1].split()[0])
-            lines0 = pane.turns.line_count
-            await wait_until(pilot, lambda: pane.turns.line_count > lines0 + 6, what="more text below the view")
-            await pilot.pause(0.1)
-            assert transcript_rows(app, pane) == held  # the view stayed still while tokens arrived
-            rows = screen(app)
-            count1 = int(rows[row_of(rows, "new line")].split("↓ ")[1].split()[0])
-            assert count1 >= count0 + 6  # the badge counts the lines that came in below
-            assert MARKER not in "\n".join(rows)
-            # the wheel pauses too: one notch up from here moves the view up, still paused
-            pane.turns.post_message(events.MouseScrollUp(pane.turns, 1, 1, 0, 0, 0, False, False, False))
-            await wait_until(pilot, lambda: transcript_rows(app, pane) != held, what="the wheel scrolled")
-            assert not pane.turns.following
-            # PageDown from the message box until the end: following resumes, the badge goes
-            for _ in range(200):
-                if pane.turns.following:
-                    break
-                await key(pilot, "pagedown")
-            assert isinstance(app.focused, PromptInput)
-            await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
-                             what="the badge gone")
-            await wait_until(pilot, lambda: not pane.generating, timeout=60, what="the reply done")
-            await wait_until(pilot, lambda: marker_then_stats(app, pane), timeout=5,
-                             what="the marker and the stats line on screen")
+    async with long_answer(tmp_path, 1600) as (app, pilot, pane):
+        # PageUp from the message box: it keeps the focus, the transcript scrolls up
+        await key(pilot, "pageup")
+        assert isinstance(app.focused, PromptInput)
+        await wait_until(pilot, lambda: "PageDown to the end follows" in "\n".join(screen(app)),
+                         what="the badge")
+        held = transcript_rows(app, pane)
+        badge = row_of(screen(app), "new line")
+        count0 = int(screen(app)[badge].split("↓ ")[1].split()[0])
+        lines0 = pane.turns.line_count
+        await wait_until(pilot, lambda: pane.turns.line_count > lines0 + 6, what="more text below the view")
+        await pilot.pause(0.1)
+        assert transcript_rows(app, pane) == held  # the view stayed still while tokens arrived
+        rows = screen(app)
+        count1 = int(rows[row_of(rows, "new line")].split("↓ ")[1].split()[0])
+        assert count1 >= count0 + 6  # the badge counts the lines that came in below
+        assert MARKER not in "\n".join(rows)
+        # the wheel pauses too: one notch up from here moves the view up, still paused
+        pane.turns.post_message(events.MouseScrollUp(pane.turns, 1, 1, 0, 0, 0, False, False, False))
+        await wait_until(pilot, lambda: transcript_rows(app, pane) != held, what="the wheel scrolled")
+        assert not pane.turns.following
+        # PageDown from the message box until the end: following resumes, the badge goes
+        for _ in range(200):
+            if pane.turns.following:
+                break
+            await key(pilot, "pagedown")
+        assert isinstance(app.focused, PromptInput)
+        await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
+                         what="the badge gone")
+        await wait_until(pilot, lambda: not pane.generating, timeout=60, what="the reply done")
+        await wait_until(pilot, lambda: marker_then_stats(app, pane), timeout=5,
+                         what="the marker and the stats line on screen")
 
 
 async def test_home_and_end_stay_in_the_message_box_and_esc_shows_the_cancelled_stats_line(tmp_path):
-    with paced_server(tmp_path, 4000, 200) as reg:
-        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
-        async with app.run_test(size=(80, 24)) as pilot:
-            pane = await open_chat(pilot, app)
-            await ask(pilot, pane)
-            await wait_until(pilot, lambda: pane.turns.line_count > 2 * pane.turns.size.height,
-                             timeout=30, what="the answer outgrew the pane")
-            await key(pilot, "x", "y", "z", "home")
-            await wait_until(pilot, lambda: pane.prompt.value == "xyz" and pane.prompt.cursor_position == 0)
-            assert pane.turns.following  # home moved the input's cursor, not the transcript
-            await key(pilot, "end")
-            await wait_until(pilot, lambda: pane.prompt.cursor_position == 3)
-            assert pane.turns.following
-            await key(pilot, "pageup", "pageup")
-            await wait_until(pilot, lambda: "PageDown to the end follows" in "\n".join(screen(app)))
-            await key(pilot, "escape")
-            await wait_until(pilot, lambda: not pane.generating, what="cancelled")
-            # the reply ends "cancelled": that stats line is the last row of the transcript
-            await wait_until(pilot, lambda: "cancelled" in transcript_rows(app, pane)[-1], timeout=5,
-                             what="the cancelled stats line in view")
-            await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
-                             what="the badge gone")
-            assert MARKER not in "\n".join(screen(app))
+    async with long_answer(tmp_path, 4000) as (app, pilot, pane):
+        await key(pilot, "x", "y", "z", "home")
+        await wait_until(pilot, lambda: pane.prompt.value == "xyz" and pane.prompt.cursor_position == 0)
+        assert pane.turns.following  # home moved the input's cursor, not the transcript
+        await key(pilot, "end")
+        await wait_until(pilot, lambda: pane.prompt.cursor_position == 3)
+        assert pane.turns.following
+        await key(pilot, "pageup", "pageup")
+        await wait_until(pilot, lambda: "PageDown to the end follows" in "\n".join(screen(app)))
+        await key(pilot, "escape")
+        await cancelled_stats_in_view(pilot, app, pane)
+        assert MARKER not in "\n".join(screen(app))
 
 
 @pytest.mark.parametrize("focus,scroll", [("prompt", "pageup"), ("transcript", "up")])
@@ -207,26 +214,16 @@ async def test_scroll_keys_then_esc_in_one_burst_end_on_the_cancelled_stats_line
     typist). esc is a priority key and ran the cancel, to its end, before the scroll keys pressed
     earlier, which went through every parent first: they paused the chat after the cancel had
     returned to the end, and the badge stayed (the flaky `test_home_and_end_…` above)."""
-    with paced_server(tmp_path, 4000, 200) as reg:
-        app = LlmdeckApp(reg, backend=Backend(reg), telemetry=False)
-        async with app.run_test(size=(80, 24)) as pilot:
-            pane = await open_chat(pilot, app)
-            await ask(pilot, pane)
-            await wait_until(pilot, lambda: pane.turns.line_count > 2 * pane.turns.size.height,
-                             timeout=30, what="the answer outgrew the pane")
-            if focus == "transcript":
-                pane.turns.focus()
-                await wait_until(pilot, lambda: app.focused is pane.turns, what="the transcript focused")
-            for name in (scroll, scroll, "escape"):  # no pause between them: one burst
-                app.post_message(events.Key(name, None))
-            await wait_until(pilot, lambda: not pane.generating, what="cancelled")
-            await wait_until(pilot, lambda: "cancelled" in transcript_rows(app, pane)[-1], timeout=5,
-                             what="the cancelled stats line in view")
-            await wait_until(pilot, lambda: "PageDown to the end follows" not in "\n".join(screen(app)),
-                             timeout=5, what="the badge gone")
-            await pilot.pause(0.3)  # nothing pressed before esc scrolls the view away afterwards
-            assert "cancelled" in transcript_rows(app, pane)[-1]
-            assert "PageDown to the end follows" not in "\n".join(screen(app))
+    async with long_answer(tmp_path, 4000) as (app, pilot, pane):
+        if focus == "transcript":
+            pane.turns.focus()
+            await wait_until(pilot, lambda: app.focused is pane.turns, what="the transcript focused")
+        for name in (scroll, scroll, "escape"):  # no pause between them: one burst
+            app.post_message(events.Key(name, None))
+        await cancelled_stats_in_view(pilot, app, pane)
+        await pilot.pause(0.3)  # nothing pressed before esc scrolls the view away afterwards
+        assert "cancelled" in transcript_rows(app, pane)[-1]
+        assert "PageDown to the end follows" not in "\n".join(screen(app))
 
 
 async def test_end_in_the_focused_transcript_follows_again(tmp_path):
