@@ -63,6 +63,35 @@ def row_of(lines: list[str], name: str) -> str:
     return rows[0]
 
 
+def in_pty(argv: list[str], cwd: Path, done, timeout: float = 30, **env) -> bytes:
+    """Run ``argv`` on a 100x30 pseudo-terminal until ``done(output, proc)`` (or ``timeout``);
+    the process group is killed after. Returns what it wrote."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", **env)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    out = bytearray()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done(out, proc):
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                try:
+                    out += os.read(master, 1 << 16)
+                except OSError:
+                    break
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+        os.close(master)
+    return bytes(out)
+
+
 @pytest.fixture
 def running(make_deck):
     """A two-model registry; smollm2 is running (ready), idle is stopped."""
@@ -97,28 +126,41 @@ def test_first_rendered_frame_shows_ready_before_any_poll(running, tmp_path, mon
 def test_cli_never_paints_an_unknown_state(running, tmp_path):
     """Through ``llmdeck`` itself (the state read runs beside Textual's import): the terminal
     shows ``ready`` and never ``unknown``, from the first byte until the model list is up."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen([LLMDECK, "--registry", str(running.path)], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, cwd=tmp_path, start_new_session=True, close_fds=True)
-    os.close(slave)
-    out = bytearray()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (b"ready" in out and b"idle" in out and b"stopped" in out):
-            r, _, _ = select.select([master], [], [], 0.05)
-            if r:
-                try:
-                    out += os.read(master, 1 << 16)
-                except OSError:
-                    break
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        os.close(master)
+    out = in_pty([LLMDECK, "--registry", str(running.path)], tmp_path,
+                 lambda out, proc: b"ready" in out and b"idle" in out and b"stopped" in out)
     assert b"ready" in out, bytes(out[-3000:])
     assert b"unknown" not in out, bytes(out[-3000:])
+
+
+FIRST_FRAME_MODULES = """
+import os, sys
+import textual.app
+shown = textual.app.App._display
+def display(self, screen, renderable):
+    shown(self, screen, renderable)
+    if renderable is not None:  # the first frame written to the terminal: what was loaded for it
+        with open(os.environ["MODULES_OUT"], "w") as fh:
+            fh.write("\\n".join(sorted(sys.modules)))
+        os._exit(0)
+textual.app.App._display = display
+from tui.cli.main import main
+main(["--registry", sys.argv[1]])
+"""
+
+#: what the first screen must not pay for (issue 12): NVML, the Hub client, the router, the chat
+#: stack and its HTTP client, psutil and the supervisor (the status worker loads those after it)
+NOT_BEFORE_THE_FIRST_FRAME = ("pynvml", "huggingface_hub", "httpx", "psutil", "tui.router", "tui.core.chat",
+                              "tui.core.supervisor", "tui.core.telemetry", "tui.core.downloads")
+
+
+def test_the_first_frame_loads_no_nvml_hub_router_or_chat_stack(running, tmp_path):
+    out = tmp_path / "modules.txt"
+    in_pty([sys.executable, "-c", FIRST_FRAME_MODULES, str(running.path)], tmp_path,
+           lambda _out, proc: proc.poll() is not None, MODULES_OUT=str(out))
+    modules = out.read_text().split("\n")
+    assert "tui.ui.app" in modules and "tui.core.states" in modules  # the hook saw the TUI's first frame
+    loaded = [m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_BEFORE_THE_FIRST_FRAME)]
+    assert loaded == [], f"loaded before the first frame: {loaded}"
 
 
 def test_first_status_reads_without_side_effects(running):
