@@ -96,3 +96,41 @@ def test_tools_from_the_environment_reach_the_chat_session(tmp_path):
     assert conv.tools == tools and conv.max_tokens == 7
     body = conv.client.build_body(conv.request_messages(), tools=conv.tools, max_tokens=conv.max_tokens)
     assert body["tools"] == tools and body["max_tokens"] == 7
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_up_terminal_without_sighup_quits_instead_of_spinning(tmp_path):
+    """The terminal goes away and no SIGHUP arrives (ignored here, as under make or nohup): the
+    TUI quits within seconds. Textual alone would read end-of-file from it in a busy loop."""
+    import fcntl
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": {"m": {"model_path": "/nonexistent.gguf", "default_port": free_port()}}}))
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="80", LINES="24")
+    proc = subprocess.Popen([LLMDECK, "--registry", str(path)], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=tmp_path, start_new_session=True, close_fds=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    os.close(slave)
+    try:
+        out, deadline = bytearray(), time.monotonic() + 30
+        while b"m " not in out and time.monotonic() < deadline:  # the model list is on screen
+            if select.select([master], [], [], 0.05)[0]:
+                out += os.read(master, 1 << 16)
+        assert b"llmdeck" in out, bytes(out[-2000:])
+        time.sleep(1.5)  # past the first frame: the check runs once a second from then on
+        os.close(master)  # the terminal goes away
+        master = None
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        if master is not None:
+            os.close(master)

@@ -225,6 +225,7 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self.gauges_view = panes.query_one("#gauges-view", GaugesView)
         self._panes_mounted.set()
         tune_gc()
+        self.quit_on_hangup()
         pending, self._pending_pane = self._pending_pane, None
         if pending:
             self.call_after_refresh(lambda: self.run_worker(self.action_show_pane(pending)))

@@ -1,7 +1,18 @@
 """Quitting: ``q`` leaves servers running (adopted next time; a running download asks first),
-``Q`` stops them all after a confirmation, then quits."""
+``Q`` stops them all after a confirmation, then quits.
+
+A terminal that goes away quits as ``q`` does. A dropped SSH connection normally sends SIGHUP,
+which ends the process; where none arrives (started under ``make``, ``nohup``, some shells),
+Textual's input thread reads end-of-file from the dead terminal in a busy loop, 30-65 % of a
+core on the inference box, forever. Once a second the app asks the terminal for its settings;
+EIO means it was hung up.
+"""
 
 from __future__ import annotations
+
+import errno
+import sys
+import termios
 
 from textual import work
 
@@ -9,8 +20,30 @@ from tui.core.verbs import RUNNING
 from tui.ui.messages import StopAllDone
 
 
+def terminal_gone(fd: int) -> bool:
+    """True when the terminal on ``fd`` was hung up (its other side closed)."""
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return exc.args[0] == errno.EIO
+    return False
+
+
 class Quitting:
     """Quit actions; the app provides ``table``, ``backend`` and ``downloads``."""
+
+    def quit_on_hangup(self) -> None:
+        """Quit (servers keep running) when the terminal is hung up: see the module's docstring."""
+        stdin = sys.__stdin__
+        if self.is_headless or stdin is None or not stdin.isatty():
+            return
+        fd = stdin.fileno()
+
+        def check() -> None:
+            if terminal_gone(fd):
+                self.exit(0)
+
+        self.set_interval(1.0, check, name="terminal-hangup")
 
     def action_quit_keep(self) -> None:
         """Quit; servers keep running and are adopted next time."""
