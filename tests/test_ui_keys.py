@@ -175,7 +175,8 @@ async def test_enter_opens_details_with_exit_reason(tmp_path, monkeypatch):
 async def test_crash_turns_row_red_and_notifies(tmp_path, monkeypatch):
     app, be = make_app(tmp_path, monkeypatch, states=F.demo_states())
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.states.get("glm-5") is not None and app.states["glm-5"].state == "ready")
+        # after the first full poll: a state that poll finds is how things were at start (no toast)
+        await wait_until(pilot, lambda: app.table._polled_all and app.states["glm-5"].state == "ready")
         with be.lock:
             be.states["glm-5"] = F.state("glm-5", "crashed", exit={"code": None, "signal": 9,
                                                                   "reason": "killed by signal 9 (SIGKILL)"})
