@@ -64,8 +64,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from tui.router import body as rbody
-from tui.router import page, proxy
-from tui.router import held
+from tui.router import held, page, proxy
 from tui.router import ondemand as rod
 from tui.router.backends import COMING_STATES, LISTED_STATES, READY_STATES, Backend, BackendTable, Provider
 
@@ -315,7 +314,7 @@ async def openai_route(request: web.Request) -> web.StreamResponse:
     ond = request.app.get(rod.ONDEMAND)
     if ond is not None:  # models on demand (issue 16): counted, started when stopped
         return await held.serve_request(request, ond, model, parsed, raw, check=lambda: _check(request, model),
-                                       refuse=lambda b: _not_lent(request, b), forward=forward)
+                                        refuse=lambda b: _not_lent(request, b), forward=forward)
     b = await _check(request, model)
     if isinstance(b, web.Response):
         return b

@@ -44,7 +44,7 @@ from tui.core.verbs import RUNNING
 from tui.ui import keys
 from tui.ui.detail import ModelDetail
 from tui.ui.esc_rule import EscRule
-from tui.ui.filter_bar import FilterBar, FilterInput, ModelFilter
+from tui.ui.filter_bar import FilterBar, ModelFilter
 from tui.ui.gc_tuning import tune_gc, untune_gc
 from tui.ui.messages import FilesRead, StatesPolled
 from tui.ui.model_verbs import ModelVerbs
@@ -140,8 +140,8 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self._first_states_fn = None
         # hidden until needed, so mounted right after the first frame (mount_after_first_frame);
         # they exist from here so that nothing has to ask whether they do
-        self.filter_hint = Static("", id="filter-hint")
-        self.filter_bar = FilterBar(self.filter_hint)
+        self.filter_bar = FilterBar()
+        self.filter_input = self.filter_bar.input
         self.models_note = Static("", id="models-note")
         self.side_gauges = GaugesView(compact=True, id="side-gauges")
         # the screen lays these out itself (title and footer docked; the left column above the
@@ -197,7 +197,6 @@ class LlmdeckApp(ModelVerbs, PaneSwitching, EscRule, ModelFilter, RegistryReload
         self._main = main = self.screen
         # widgets are looked up once: App.query_one sees only the top screen (a dialog)
         self.title_bar = main.query_one("#title", Static)
-        self.filter_input: FilterInput | None = None  # mounted by the first / (filter_bar)
         # a widget that is not visible never has the focus: when the focus is lost (its tab
         # hidden) or lands on something hidden, the models list takes it
         main.AUTO_FOCUS = "#models"

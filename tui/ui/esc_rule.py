@@ -108,7 +108,7 @@ class EscRule:
                 (target.turns if target is not None else zoomed.query_one("ContentTabs")).focus()
             else:
                 self.table.focus()
-            if self.filter_input is not None and focused is self.filter_input and not self.filter_text:
+            if focused is self.filter_input and not self.filter_text:
                 self._show_filter_bar(False)
         elif kind == "clear" and what == "search":
             self.log_pane.close_search()

@@ -19,7 +19,8 @@ class FilterInput(Input):
 
 class FilterBar(Horizontal):
     """``filter: <input> <hint>`` above the models list, shown while a filter is typed or active
-    (``filter: q · esc clears``). Mounted after the first frame, so its rules are parsed then."""
+    (``filter: q · esc clears``). Mounted after the first frame (its Input too), so its rules
+    are parsed then."""
 
     DEFAULT_CSS = """
     FilterBar { display: none; height: 1; background: $warning 20%; }
@@ -30,8 +31,11 @@ class FilterBar(Horizontal):
     FilterBar #filter-hint { width: auto; padding: 0 1; color: $text-muted; }
     """
 
-    def __init__(self, hint: Static) -> None:
-        super().__init__(Static("filter:", id="filter-label"), hint, id="filter-bar")
+    def __init__(self) -> None:
+        filter_input = FilterInput(placeholder="type part of a name", id="filter")
+        hint = Static("", id="filter-hint")
+        super().__init__(Static("filter:", id="filter-label"), filter_input, hint, id="filter-bar")
+        self.input, self.hint = filter_input, hint
 
 
 class ModelFilter:
@@ -39,11 +43,6 @@ class ModelFilter:
 
     async def action_filter(self) -> None:
         await self.mount_after_first_frame()  # the bar itself, when / comes before it was mounted
-        if self.filter_input is None:
-            # mounted by the first /, not before the first frame (an Input and its CSS cost
-            # ~10 ms there, for a box most sessions never open)
-            self.filter_input = FilterInput(placeholder="type part of a name", id="filter")
-            await self.filter_bar.mount(self.filter_input, before="#filter-hint")
         self._show_filter_bar(True)
         self.filter_input.focus()
 
@@ -51,14 +50,12 @@ class ModelFilter:
         """The filter bar shows whenever a filter is active or being typed: a model row never
         disappears without ``filter: <text>`` on screen."""
         for w in (self.filter_bar, self.filter_input):
-            if w is not None:
-                w.set_class(shown, "-shown")
+            w.set_class(shown, "-shown")
         self._filter_hint()
 
     def _filter_hint(self) -> None:
-        typing = (self._main is not None and self.filter_input is not None
-                  and self._main.focused is self.filter_input)
-        self.filter_hint.update(
+        typing = self._main is not None and self._main.focused is self.filter_input
+        self.filter_bar.hint.update(
             "enter keeps it" if typing else ("esc clears" if self.filter_text else ""))
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -79,8 +76,7 @@ class ModelFilter:
             self._show_filter_bar(False)
 
     def _clear_filter(self) -> None:
-        if self.filter_input is not None:
-            self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
+        self.filter_input.value = ""  # Changed: the rows come back, the title counts them all
         self.table.set_filter("")
         self._select(self.table.selected)
         self._show_filter_bar(False)
