@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
+import signal
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -102,13 +108,6 @@ def test_tools_from_the_environment_reach_the_chat_session(tmp_path):
 def test_a_hung_up_terminal_without_sighup_quits_instead_of_spinning(tmp_path):
     """The terminal goes away and no SIGHUP arrives (ignored here, as under make or nohup): the
     TUI quits within seconds. Textual alone would read end-of-file from it in a busy loop."""
-    import fcntl
-    import select
-    import signal
-    import struct
-    import termios
-    import time
-
     path = tmp_path / "models.json"
     path.write_text(json.dumps({"models": {"m": {"model_path": "/nonexistent.gguf", "default_port": free_port()}}}))
     master, slave = os.openpty()
