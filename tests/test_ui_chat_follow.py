@@ -160,6 +160,10 @@ async def test_the_end_of_a_long_answer_and_its_stats_line_come_into_view(tmp_pa
 
 async def test_scrolling_up_holds_the_view_and_pagedown_to_the_end_follows_again(tmp_path):
     async with long_answer(tmp_path, 1600) as (app, pilot, pane):
+        # the view has followed past a page (under load it trails the newest lines a moment): one
+        # page up leaves lines above it, for the wheel below to scroll into
+        await wait_until(pilot, lambda: pane.turns.scroll_y > pane.turns.size.height + 3,
+                         what="the view followed past a page")
         # PageUp from the message box: it keeps the focus, the transcript scrolls up
         await key(pilot, "pageup")
         assert isinstance(app.focused, PromptInput)
